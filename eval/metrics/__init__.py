@@ -1,0 +1,1 @@
+"""Local `evaluate` metric modules (no Hub access needed)."""

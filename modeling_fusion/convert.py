@@ -1,0 +1,37 @@
+"""Convert original checkpoints to Hub-ready folders.
+
+    python -m modeling_fusion.convert cnn14 --checkpoint Cnn14_16k_mAP=0.438.pth --output cnn14-16k-fusion
+"""
+
+import argparse
+import importlib
+import logging
+import sys
+
+# backbone -> module with add_arguments(parser) and run(args)
+CONVERTERS = {
+    "cnn14": "modeling_fusion.convert_cnn14",
+}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m modeling_fusion.convert", description=__doc__.strip())
+    backbones = parser.add_subparsers(dest="backbone", required=True)
+    for name, module_name in CONVERTERS.items():
+        module = importlib.import_module(module_name)
+        sub = backbones.add_parser(name, help=module.__doc__.strip().splitlines()[0])
+        sub.add_argument("--checkpoint", required=True, help="the original checkpoint file (or Hub id where noted)")
+        sub.add_argument("--output", required=True, help="folder to write (Hub-ready)")
+        module.add_arguments(sub)
+        sub.set_defaults(module=module)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        output = args.module.run(args)
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+    print(f"wrote {output}")
+
+
+if __name__ == "__main__":
+    main()

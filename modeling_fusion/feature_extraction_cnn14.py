@@ -1,0 +1,104 @@
+"""PANNs log-mel front end (torchlibrosa Spectrogram + LogmelFilterBank), computed in numpy."""
+
+import numpy as np
+from transformers import BatchFeature, SequenceFeatureExtractor
+
+from .audio_input import mono_clips, pad_frames
+
+# Published PANNs front ends by sampling rate: (n_fft = window, hop, f_min, f_max).
+PANNS_FRONT_ENDS = {16000: (512, 160, 50.0, 8000.0), 32000: (1024, 320, 50.0, 14000.0)}
+MIN_FRAMES = 32  # five 2x2 average pools need 32 frames
+
+
+def hz_to_slaney_mel(freq):
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    freq = np.asarray(freq, dtype=np.float64)
+    linear = freq / (200.0 / 3)
+    log_part = 15.0 + np.log(np.maximum(freq, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(freq >= 1000.0, log_part, linear)
+
+
+def slaney_mel_to_hz(mel):
+    mel = np.asarray(mel, dtype=np.float64)
+    return np.where(mel >= 15.0, 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0)), mel * (200.0 / 3))
+
+
+def slaney_mel_filters(sampling_rate, n_fft, n_mels, f_min, f_max):
+    """[n_mels, n_fft // 2 + 1] triangles linear in Hz on Slaney-spaced edges, area-normalised."""
+    bin_freqs = np.linspace(0.0, sampling_rate / 2, n_fft // 2 + 1)
+    edges = slaney_mel_to_hz(np.linspace(hz_to_slaney_mel(f_min), hz_to_slaney_mel(f_max), n_mels + 2))
+    widths = np.diff(edges)
+    ramps = edges[:, None] - bin_freqs[None, :]
+    rising = -ramps[:-2] / widths[:-1, None]
+    falling = ramps[2:] / widths[1:, None]
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    return filters * (2.0 / (edges[2:] - edges[:-2]))[:, None]
+
+
+class Cnn14FeatureExtractor(SequenceFeatureExtractor):
+    """Waveform -> PANNs log-mel `input_values` [B, T, 64] in dB, plus a frame `attention_mask` [B, T].
+
+    Periodic Hann window of n_fft samples, centred frames with reflect padding (T = 1 + N // hop),
+    power spectrum, 64 Slaney mel bands, 10*log10(max(x, 1e-10)). The learned `bn0` normalisation
+    stays in the model, as in PANNs. Clips of different lengths are right-padded; the mask marks
+    real frames and the model never lets padding change a clip's output.
+    """
+
+    model_input_names = ["input_values", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size=64,
+        sampling_rate=16000,
+        n_fft=512,
+        hop_length=160,
+        f_min=50.0,
+        f_max=8000.0,
+        padding_value=-100.0,
+        return_attention_mask=True,
+        **kwargs,
+    ):
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        self.n_fft = n_fft
+        self.hop_length = hop_length
+        self.f_min = f_min
+        self.f_max = f_max
+        # `window` and `mel_filters` are derived, and SequenceFeatureExtractor.to_dict() leaves them out.
+        self.window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n_fft) / n_fft)
+        self.mel_filters = slaney_mel_filters(sampling_rate, n_fft, feature_size, f_min, f_max)
+
+    @classmethod
+    def for_sampling_rate(cls, sampling_rate):
+        """The published PANNs front end for 16 kHz (Cnn14_16k) or 32 kHz (Cnn14)."""
+        if sampling_rate not in PANNS_FRONT_ENDS:
+            raise ValueError(f"PANNs CNN14 checkpoints exist for {sorted(PANNS_FRONT_ENDS)} Hz, not {sampling_rate}")
+        n_fft, hop, f_min, f_max = PANNS_FRONT_ENDS[sampling_rate]
+        return cls(sampling_rate=sampling_rate, n_fft=n_fft, hop_length=hop, f_min=f_min, f_max=f_max)
+
+    @property
+    def min_samples(self):
+        """Shortest clip CNN14 accepts: 32 frames."""
+        return (MIN_FRAMES - 1) * self.hop_length
+
+    def log_mel(self, clip):
+        """[N] float -> [1 + N // hop, 64] float32 log-mel in dB."""
+        padded = np.pad(clip.astype(np.float64), self.n_fft // 2, mode="reflect")
+        frames = np.lib.stride_tricks.sliding_window_view(padded, self.n_fft)[:: self.hop_length]
+        spectrum = np.fft.rfft(frames * self.window, axis=-1)
+        power = spectrum.real**2 + spectrum.imag**2
+        return (10.0 * np.log10(np.maximum(power @ self.mel_filters.T, 1e-10))).astype(np.float32)
+
+    def __call__(self, raw_audio, sampling_rate=None, return_tensors=None, return_attention_mask=None, **kwargs):
+        """One clip, a list of clips or a [B, N] array of mono float audio -> BatchFeature."""
+        clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__)
+        values, mask = pad_frames([self.log_mel(clip) for clip in clips], self.padding_value)
+        features = {"input_values": values}
+        if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
+            features["attention_mask"] = mask
+        return BatchFeature(features, tensor_type=return_tensors)

@@ -1,0 +1,140 @@
+"""The multilayer fusion recipe (Niizumi et al., EUSIPCO 2022), shared by every CNN backbone.
+
+A chosen layer's feature map [B, C, T, F] (time on dim 2, frequency on dim 3) is max-pooled along
+time only to the frame rate of the coarsest chosen layer, flattened channel-major (index c*F + f)
+into one vector per frame, and the layers are concatenated. Clip embeddings pool these frames over
+time: "mean+max" is the element-wise *sum* of the temporal mean and max (the paper's choice).
+
+This file is remote code: it imports only torch and transformers and is copied next to each model's modeling file.
+"""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from transformers.utils import ModelOutput
+
+POOLINGS = ("mean+max", "mean", "max")
+
+
+@dataclass
+class AudioFusionOutput(ModelOutput):
+    """Output of every fusion model in this package.
+
+    Args:
+        last_hidden_state: [B, T, D] fused per-frame features (zero rows past a clip's end).
+        pooler_output: [B, D] clip embedding (temporal pooling of `last_hidden_state`, or the
+            backbone's plain embedding when `config.embedding_type == "plain"`).
+        hidden_states: with `output_hidden_states`, a tuple of num_layers + 1 per-frame features
+            [B, T, D_l] at the backbone's final frame rate; index 0 is the input, index l layer l.
+        frame_mask: [B, T] bool, True for real frames; None when every clip has every frame.
+        plain_embedding: with `output_plain_embedding`, the backbone's original clip embedding.
+    """
+
+    last_hidden_state: torch.FloatTensor = None
+    pooler_output: torch.FloatTensor = None
+    hidden_states: tuple = None
+    frame_mask: torch.BoolTensor = None
+    plain_embedding: torch.FloatTensor = None
+
+
+def frame_features(feature_map, kernel, ceil_mode=False):
+    """[B, C, T, F] -> [B, T', C*F]: max-pool time by `kernel` (stride = kernel), flatten channel-major.
+
+    T' = floor(T / kernel), or ceil with `ceil_mode` (for backbones whose strided layers round up).
+    """
+    if kernel > 1:
+        feature_map = F.max_pool2d(feature_map, (kernel, 1), (kernel, 1), ceil_mode=ceil_mode)
+    batch, channels, frames, freqs = feature_map.shape
+    return feature_map.permute(0, 2, 1, 3).reshape(batch, frames, channels * freqs)
+
+
+def fuse_layers(feature_maps, time_strides, target_stride=None, ceil_mode=False):
+    """Per-frame features of several layers, concatenated at one frame rate.
+
+    feature_maps: list of [B, C_l, T_l, F_l]; time_strides: each layer's total time downsampling
+    relative to the input frames; target_stride: the frame rate to pool to, by default the coarsest
+    of the given layers. Returns [B, T, sum_l C_l * F_l].
+    """
+    target_stride = target_stride or max(time_strides)
+    frames = []
+    for feature_map, stride in zip(feature_maps, time_strides):
+        if target_stride % stride:
+            raise ValueError(f"time stride {stride} does not divide the target stride {target_stride}")
+        frames.append(frame_features(feature_map, target_stride // stride, ceil_mode))
+    counts = {f.shape[1] for f in frames}
+    if len(counts) != 1:
+        raise ValueError(f"fused layers disagree on the frame count: {sorted(counts)}")
+    return torch.cat(frames, dim=-1)
+
+
+def pool_frames(frames, pooling="mean+max", frame_mask=None):
+    """[B, T, D] -> [B, D] temporal pooling; `frame_mask` [B, T] (True = valid) excludes padding."""
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    if frame_mask is None:
+        mean, peak = frames.mean(dim=1), frames.amax(dim=1)
+    else:
+        mask = frame_mask.to(frames.dtype).unsqueeze(-1)
+        mean = (frames * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
+        peak = frames.masked_fill(~frame_mask.bool().unsqueeze(-1), float("-inf")).amax(dim=1)
+    if pooling == "mean":
+        return mean
+    if pooling == "max":
+        return peak
+    return mean + peak
+
+
+def lengths_from_mask(attention_mask, batch_size, num_frames):
+    """Valid input frames per clip, [B] long, from an input-frame `attention_mask` [B, T] (or None)."""
+    if attention_mask is None:
+        return torch.full((batch_size,), num_frames, dtype=torch.long)
+    return attention_mask.long().sum(dim=1).cpu()
+
+
+def forward_by_length(forward_fn, input_values, lengths, time_dim=1):
+    """Run `forward_fn` once per distinct clip length so padding never changes a clip's output.
+
+    Convolutions see their neighbours, so a padded clip's last frames would differ from the clip run
+    alone; grouping clips of equal length keeps every embedding identical to a single-clip forward.
+    `forward_fn(inputs)` returns a dict of tensors ([b, ...]) and tuples of tensors. Frame-axis
+    tensors (ndim >= 3, dim 1) are zero-padded to the longest group; a `frame_mask` [B, T] is added.
+    """
+    groups = {}
+    for index, length in enumerate(lengths.tolist()):
+        groups.setdefault(length, []).append(index)
+    if len(groups) == 1:
+        length = next(iter(groups))
+        outputs = forward_fn(input_values.narrow(time_dim, 0, length))
+        frames = outputs["last_hidden_state"].shape[1]
+        outputs["frame_mask"] = None if length == input_values.shape[time_dim] else torch.ones(
+            input_values.shape[0], frames, dtype=torch.bool, device=input_values.device)
+        return outputs
+    results = [(rows, forward_fn(input_values[rows].narrow(time_dim, 0, length))) for length, rows in groups.items()]
+    max_frames = max(out["last_hidden_state"].shape[1] for _, out in results)
+    batch = input_values.shape[0]
+
+    def merge(values):
+        first = values[0]
+        if first is None:
+            return None
+        if isinstance(first, tuple):
+            return tuple(merge([v[i] for v in values]) for i in range(len(first)))
+        shape = list(first.shape)
+        shape[0] = batch
+        if first.ndim >= 3:
+            shape[1] = max_frames
+        merged = first.new_zeros(shape)
+        for (rows, _), value in zip(results, values):
+            if value.ndim >= 3:
+                merged[rows, : value.shape[1]] = value
+            else:
+                merged[rows] = value
+        return merged
+
+    merged = {key: merge([out[key] for _, out in results]) for key in results[0][1]}
+    frame_mask = torch.zeros(batch, max_frames, dtype=torch.bool, device=input_values.device)
+    for rows, out in results:
+        frame_mask[rows, : out["last_hidden_state"].shape[1]] = True
+    merged["frame_mask"] = frame_mask
+    return merged

@@ -1,0 +1,142 @@
+"""PANNs CNN14 as Hugging Face models: multilayer fusion embeddings and the AudioSet head."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_cnn14 import Cnn14FusionConfig
+from .fusion import AudioFusionOutput, forward_by_length, fuse_layers, lengths_from_mask, pool_frames
+from .heads import classification_loss
+
+MIN_FRAMES = 32
+
+
+class Cnn14ConvBlock(nn.Module):
+    """(conv3x3 no bias -> BN -> ReLU) x 2, then 2x2 average pooling (none for block 6)."""
+
+    def __init__(self, in_channels, out_channels, pool):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        self.pool = pool
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
+
+
+class Cnn14PreTrainedModel(PreTrainedModel):
+    config_class = Cnn14FusionConfig
+    base_model_prefix = "cnn14"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+
+
+class Cnn14FusionModel(Cnn14PreTrainedModel):
+    """CNN14 body on log-mel `input_values` [B, T, 64] -> fused per-frame features and clip embedding.
+
+    Fused frames are 32 input frames (320 ms at 10 ms hop); blocks 3 + 6 give 2048 + 4096 = 6144-d.
+    `hidden_states[l]` is ConvBlock l max-pooled to that rate and flattened channel-major; index 0
+    is the bn0-normalised log-mel. Blocks after the last one needed are not computed.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bn0 = nn.BatchNorm2d(config.num_mel_bins)
+        channels = [1] + config.block_channels
+        for index in range(len(config.block_channels)):
+            pool = 2 if index < 5 else 1
+            self.add_module(f"conv_block{index + 1}", Cnn14ConvBlock(channels[index], channels[index + 1], pool))
+        self.fc1 = nn.Linear(config.block_channels[-1], config.block_channels[-1])
+        self.post_init()
+
+    def blocks(self):
+        return [getattr(self, f"conv_block{index}") for index in range(1, len(self.config.block_channels) + 1)]
+
+    def forward(
+        self,
+        input_values,
+        attention_mask=None,
+        output_hidden_states=None,
+        output_plain_embedding=False,
+        return_dict=None,
+    ):
+        """input_values [B, T, num_mel_bins] log-mel (dB); attention_mask [B, T] marks real frames."""
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        if input_values.ndim != 3 or input_values.shape[-1] != self.config.num_mel_bins:
+            raise ValueError(
+                f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
+                f"{tuple(input_values.shape)}; compute it with Cnn14FeatureExtractor."
+            )
+        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
+        if int(lengths.min()) < MIN_FRAMES:
+            raise ValueError(
+                f"CNN14 needs at least {MIN_FRAMES} frames (about 0.31 s); got a clip of {int(lengths.min())} frames. "
+                "Zero-pad short audio before feature extraction."
+            )
+        plain = output_plain_embedding or self.config.embedding_type == "plain"
+        last_block = 6 if (output_hidden_states or plain) else max(self.config.fusion_layers)
+
+        def run(values):
+            return self._forward_frames(values, last_block, output_hidden_states, plain)
+
+        output = AudioFusionOutput(**forward_by_length(run, input_values, lengths))
+        if not output_plain_embedding:
+            output.plain_embedding = None
+        return output if return_dict else output.to_tuple()
+
+    def _forward_frames(self, log_mel, last_block, output_hidden_states, plain):
+        x = self.bn0(log_mel.unsqueeze(1).transpose(1, 3)).transpose(1, 3)  # [b, 1, T, F], BN per mel bin
+        maps = [x]
+        for block in self.blocks()[:last_block]:
+            maps.append(block(maps[-1]))
+        strides = [1] + self.config.time_strides
+        layers = self.config.fusion_layers
+        out = {}
+        if plain:
+            frames = maps[6].mean(dim=3).transpose(1, 2)  # [b, T', 2048], frequency-averaged
+            out["plain_embedding"] = F.relu(self.fc1(pool_frames(frames, "mean+max")))
+        if self.config.embedding_type == "plain":
+            out["last_hidden_state"], out["pooler_output"] = frames, out["plain_embedding"]
+        else:
+            fused = fuse_layers([maps[l] for l in layers], [strides[l] for l in layers])
+            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling)
+        if output_hidden_states:
+            out["hidden_states"] = tuple(
+                fuse_layers([maps[l]], [strides[l]], target_stride=strides[-1]) for l in range(len(maps))
+            )
+        return out
+
+
+class Cnn14ForAudioClassification(Cnn14PreTrainedModel):
+    """CNN14 with a linear classifier: PANNs' AudioSet head on fc1 (527 labels, sigmoid), or a probe
+    on the fused embedding (`config.classifier_input == "fusion"`). Returns logits; `labels` give a loss."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.cnn14 = Cnn14FusionModel(config)
+        width = config.block_channels[-1] if config.classifier_input == "plain" else config.hidden_size
+        self.classifier = nn.Linear(width, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        plain = self.config.classifier_input == "plain"
+        outputs = self.cnn14(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_plain_embedding=plain,
+        )
+        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
+        loss = None if labels is None else classification_loss(logits, labels, self.config)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()

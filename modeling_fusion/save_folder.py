@@ -1,0 +1,30 @@
+"""Write a Hub-ready model folder: weights, configs with complete `auto_map`, flat remote code."""
+
+from pathlib import Path
+
+
+def _class_path(cls):
+    return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
+
+
+def save_model_folder(model, feature_extractor, output_dir):
+    """Save a ForAudioClassification `model` and its feature extractor so that AutoConfig, AutoModel,
+    AutoModelForAudioClassification and AutoFeatureExtractor all load it with trust_remote_code=True.
+
+    `save_pretrained` alone writes only the saved class's own auto entry, so the full map is set here.
+    """
+    output_dir = Path(output_dir)
+    base_class = type(getattr(model, model.base_model_prefix))
+    type(model.config).register_for_auto_class("AutoConfig")
+    base_class.register_for_auto_class("AutoModel")
+    type(model).register_for_auto_class("AutoModelForAudioClassification")
+    type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
+    model.config.auto_map = {
+        "AutoConfig": _class_path(type(model.config)),
+        "AutoModel": _class_path(base_class),
+        "AutoModelForAudioClassification": _class_path(type(model)),
+    }
+    model.config.architectures = [type(model).__name__]
+    model.save_pretrained(output_dir)
+    feature_extractor.save_pretrained(output_dir)
+    return output_dir
