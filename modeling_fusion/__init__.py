@@ -6,15 +6,28 @@ folders load without `trust_remote_code`; the same files also ship as remote cod
 
 from transformers import AutoConfig, AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
+from .configuration_ast import AstFusionConfig
+from .feature_extraction_ast import AstFusionFeatureExtractor
+from .modeling_ast import AstFusionForAudioClassification, AstFusionModel
 from .configuration_cnn14 import Cnn14FusionConfig
 from .feature_extraction_cnn14 import Cnn14FeatureExtractor
 from .modeling_cnn14 import Cnn14ForAudioClassification, Cnn14FusionModel
+from .configuration_efficientat import EfficientATFusionConfig
+from .feature_extraction_efficientat import EfficientATFeatureExtractor
+from .modeling_efficientat import EfficientATForAudioClassification, EfficientATFusionModel
+from .configuration_vggish import VGGishFusionConfig
+from .feature_extraction_vggish import VGGishFeatureExtractor
+from .modeling_vggish import VGGishForAudioClassification, VGGishFusionModel
 
 __version__ = "0.1.0"
 
 # (config, base model, classification model, feature extractor) per backbone
 BACKBONES = {
+    "ast": (AstFusionConfig, AstFusionModel, AstFusionForAudioClassification, AstFusionFeatureExtractor),
     "cnn14": (Cnn14FusionConfig, Cnn14FusionModel, Cnn14ForAudioClassification, Cnn14FeatureExtractor),
+    "efficientat": (EfficientATFusionConfig, EfficientATFusionModel, EfficientATForAudioClassification,
+                    EfficientATFeatureExtractor),
+    "vggish": (VGGishFusionConfig, VGGishFusionModel, VGGishForAudioClassification, VGGishFeatureExtractor),
 }
 
 for _config, _model, _head, _extractor in BACKBONES.values():

@@ -10,7 +10,10 @@ import sys
 
 # backbone -> module with add_arguments(parser) and run(args)
 CONVERTERS = {
+    "ast": "modeling_fusion.convert_ast",
     "cnn14": "modeling_fusion.convert_cnn14",
+    "efficientat": "modeling_fusion.convert_efficientat",
+    "vggish": "modeling_fusion.convert_vggish",
 }
 
 

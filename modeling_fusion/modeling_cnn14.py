@@ -45,6 +45,8 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
     is the bn0-normalised log-mel. Blocks after the last one needed are not computed.
     """
 
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]  # loading the body from a head checkpoint
+
     def __init__(self, config):
         super().__init__(config)
         self.bn0 = nn.BatchNorm2d(config.num_mel_bins)

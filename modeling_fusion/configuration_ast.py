@@ -1,0 +1,98 @@
+"""Configuration of the Audio Spectrogram Transformer (AST) with multilayer fusion."""
+
+from transformers import ASTConfig, PretrainedConfig
+
+from .fusion import POOLINGS
+
+# The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
+AST_FIELDS = (
+    "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "hidden_act",
+    "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "patch_size",
+    "qkv_bias", "frequency_stride", "time_stride", "max_length", "num_mel_bins",
+)
+AST_POOLINGS = ("cls+dist",) + POOLINGS
+EMBEDDING_TYPES = ("fusion", "plain")
+CLASSIFIER_INPUTS = ("plain", "fusion")
+
+
+class AstFusionConfig(PretrainedConfig):
+    """AST (Gong et al. 2021) on transformers' `ASTModel`, with the paper's block fusion on top.
+
+    Args:
+        ast_config: the transformer's `ASTConfig` fields as a plain dict (missing ones take ASTConfig's
+            defaults, i.e. the AudioSet 10/10 model: 768-d, 12 blocks, 128 mel bins, 12 x 101 patch grid).
+        fusion_layers: blocks (1-based) fused into the embedding; the paper's AST-Fusion#5#12 is [5, 12].
+        pooling: clip embedding of each fused block. "cls+dist" (the paper): the block output after the
+            final LayerNorm, [CLS] and distillation tokens averaged, 768-d per block. "mean+max", "mean" or
+            "max": temporal pooling of the block's per-frame patch features, like the CNN recipe.
+        embedding_type: "fusion" (the paper's method) or "plain" (AST's own 768-d embedding: block 12,
+            final LayerNorm, (CLS+DIST)/2; the paper's baseline row).
+        classifier_input: what the audio-classification head reads: "plain" (AST's AudioSet head) or
+            "fusion" (a probe on the fused embedding).
+        classifier_layer_norm_eps: eps of the head's LayerNorm (1e-5 in the original AST `mlp_head`;
+            transformers' AST head uses the backbone's `layer_norm_eps`).
+    """
+
+    model_type = "ast-fusion"
+
+    def __init__(
+        self,
+        ast_config=None,
+        fusion_layers=(5, 12),
+        pooling="cls+dist",
+        embedding_type="fusion",
+        classifier_input="plain",
+        classifier_layer_norm_eps=1e-5,
+        **kwargs,
+    ):
+        ast_config = dict(ast_config or {})
+        unknown = sorted(set(ast_config) - set(AST_FIELDS))
+        if unknown:
+            raise ValueError(f"ast_config has keys that are not ASTConfig architecture fields: {unknown}")
+        defaults = ASTConfig(**ast_config)
+        self.ast_config = {name: getattr(defaults, name) for name in AST_FIELDS}
+        layers = self.ast_config["num_hidden_layers"]
+        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
+        if not fusion_layers or not all(1 <= layer <= layers for layer in fusion_layers):
+            raise ValueError(f"fusion_layers must be block numbers 1-{layers}, got {fusion_layers}")
+        if pooling not in AST_POOLINGS:
+            raise ValueError(f"pooling must be one of {AST_POOLINGS}, got {pooling!r}")
+        if embedding_type not in EMBEDDING_TYPES:
+            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
+        if classifier_input not in CLASSIFIER_INPUTS:
+            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
+        self.fusion_layers = fusion_layers
+        self.pooling = pooling
+        self.embedding_type = embedding_type
+        self.classifier_input = classifier_input
+        self.classifier_layer_norm_eps = classifier_layer_norm_eps
+        super().__init__(**kwargs)
+
+    @property
+    def num_layers(self):
+        return self.ast_config["num_hidden_layers"]
+
+    @property
+    def patch_grid(self):
+        """(frequency, time) patches of the checkpoint's position embeddings: (12, 101) for AudioSet 10/10."""
+        ast = self.ast_config
+        frequency = (ast["num_mel_bins"] - ast["patch_size"]) // ast["frequency_stride"] + 1
+        time = (ast["max_length"] - ast["patch_size"]) // ast["time_stride"] + 1
+        return frequency, time
+
+    @property
+    def layer_sizes(self):
+        """Per-frame feature size of each hidden state (index 0 = embeddings): frequency patches x width."""
+        return [self.patch_grid[0] * self.ast_config["hidden_size"]] * (self.num_layers + 1)
+
+    @property
+    def layer_embedding_size(self):
+        """Size of one block's clip embedding under `pooling` (768 for "cls+dist")."""
+        return self.ast_config["hidden_size"] if self.pooling == "cls+dist" else self.layer_sizes[-1]
+
+    @property
+    def hidden_size(self):
+        """Size of `pooler_output`: the fused blocks' embeddings concatenated, or 768 for the plain one."""
+        if self.embedding_type == "plain":
+            return self.ast_config["hidden_size"]
+        return self.layer_embedding_size * len(self.fusion_layers)

@@ -1,0 +1,135 @@
+"""Configuration of EfficientAT's MobileNetV3 (Schmid et al., ICASSP 2023) with multilayer fusion."""
+
+from transformers import PretrainedConfig
+
+from .fusion import POOLINGS
+
+# MobileNetV3-Large inverted-residual blocks features.1-15 at width 1.0 (Howard et al. 2019), which
+# EfficientAT scales by the width multiplier: (kernel, in, expanded, out, squeeze-excitation, hardswish, stride).
+BLOCKS = (
+    (3, 16, 16, 16, False, False, 1),
+    (3, 16, 64, 24, False, False, 2),
+    (3, 24, 72, 24, False, False, 1),
+    (5, 24, 72, 40, True, False, 2),
+    (5, 40, 120, 40, True, False, 1),
+    (5, 40, 120, 40, True, False, 1),
+    (3, 40, 240, 80, False, True, 2),
+    (3, 80, 200, 80, False, True, 1),
+    (3, 80, 184, 80, False, True, 1),
+    (3, 80, 184, 80, False, True, 1),
+    (3, 80, 480, 112, True, True, 1),
+    (3, 112, 672, 112, True, True, 1),
+    (5, 112, 672, 160, True, True, 2),
+    (5, 160, 960, 160, True, True, 1),
+    (5, 160, 960, 160, True, True, 1),
+)
+STEM_CHANNELS = 16
+HEAD_CHANNELS = 1280
+NUM_STAGES = len(BLOCKS) + 2  # features.0 (stem), features.1-15 (blocks), features.16 (1x1 conv)
+EMBEDDING_TYPES = ("fusion", "plain")
+CLASSIFIER_INPUTS = ("plain", "fusion")
+
+
+def round_channels(channels):
+    """MobileNet channel rounding: nearest multiple of 8 (at least 8), never more than 10% below `channels`."""
+    rounded = max(8, int(channels + 4) // 8 * 8)
+    return rounded + 8 if rounded < 0.9 * channels else rounded
+
+
+class EfficientATFusionConfig(PretrainedConfig):
+    """EfficientAT MobileNetV3 body after the log-mel front end, with the fusion recipe on top.
+
+    Layers are numbered like `hidden_states`: layer 0 is the log-mel input and layer k + 1 is the
+    upstream stage `features.k` (k = 0 stem, 1-15 inverted-residual blocks, 16 the 1x1 conv to
+    6 x the last block's channels), so there are 17 layers.
+
+    Args:
+        num_mel_bins: mel bins of the input (128 in every EfficientAT checkpoint).
+        width_mult: channel width multiplier of MobileNetV3-Large (mn04 = 0.4, mn10 = 1.0, mn40 = 4.0).
+        fusion_layers: layers (1-17, i.e. features.0-16) fused into `last_hidden_state`. The default,
+            features.8 + features.16 (a middle and the last stage), is provisional.
+        pooling: temporal pooling of the clip embedding, "mean+max" (sum), "mean" or "max".
+        embedding_type: "fusion" (the paper's method) or "plain" (EfficientAT's embedding: the
+            global average of features.16).
+        classifier_input: what the audio-classification head reads: "plain" (EfficientAT's AudioSet
+            MLP head on the plain embedding) or "fusion" (a linear probe on the fused embedding).
+        classifier_dropout: dropout between the two linear layers of the MLP head.
+    """
+
+    model_type = "efficientat-fusion"
+
+    def __init__(
+        self,
+        num_mel_bins=128,
+        width_mult=0.4,
+        fusion_layers=(9, 17),
+        pooling="mean+max",
+        embedding_type="fusion",
+        classifier_input="plain",
+        classifier_dropout=0.2,
+        **kwargs,
+    ):
+        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
+        if not fusion_layers or not all(1 <= layer <= NUM_STAGES for layer in fusion_layers):
+            raise ValueError(
+                f"fusion_layers must be layer numbers 1-{NUM_STAGES} (layer k + 1 = features.k), got {fusion_layers}"
+            )
+        if not width_mult > 0:
+            raise ValueError(f"width_mult must be positive (e.g. 0.4 for mn04), got {width_mult}")
+        if num_mel_bins % 32:
+            raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 stages), got {num_mel_bins}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        if embedding_type not in EMBEDDING_TYPES:
+            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
+        if classifier_input not in CLASSIFIER_INPUTS:
+            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
+        self.num_mel_bins = num_mel_bins
+        self.width_mult = float(width_mult)
+        self.fusion_layers = fusion_layers
+        self.pooling = pooling
+        self.embedding_type = embedding_type
+        self.classifier_input = classifier_input
+        self.classifier_dropout = classifier_dropout
+        super().__init__(**kwargs)
+
+    def scaled(self, channels):
+        return round_channels(channels * self.width_mult)
+
+    @property
+    def stage_channels(self):
+        """Output channels of features.0-16."""
+        blocks = [self.scaled(block[3]) for block in BLOCKS]
+        return [self.scaled(STEM_CHANNELS)] + blocks + [6 * blocks[-1]]
+
+    @property
+    def time_strides(self):
+        """Input frames per output frame of features.0-16 (the stride applies to frequency too)."""
+        strides = [2]  # the stem conv has stride 2
+        for block in BLOCKS:
+            strides.append(strides[-1] * block[6])
+        return strides + [strides[-1]]  # features.16 is a 1x1 conv
+
+    @property
+    def layer_sizes(self):
+        """Per-frame feature size C*F of each layer, index 0 = the log-mel input, index k + 1 = features.k."""
+        return [self.num_mel_bins] + [
+            channels * (self.num_mel_bins // stride) for channels, stride in zip(self.stage_channels, self.time_strides)
+        ]
+
+    @property
+    def embedding_size(self):
+        """Width of the plain embedding (features.16's channels)."""
+        return self.stage_channels[-1]
+
+    @property
+    def head_hidden_size(self):
+        """Width of the AudioSet MLP head's hidden layer (1280 scaled: 512 for mn04)."""
+        return self.scaled(HEAD_CHANNELS)
+
+    @property
+    def hidden_size(self):
+        """Size of `pooler_output`: fused layers' C*F summed, or the plain embedding's width."""
+        if self.embedding_type == "plain":
+            return self.embedding_size
+        return sum(self.layer_sizes[layer] for layer in self.fusion_layers)

@@ -1,0 +1,127 @@
+"""VGGish log-mel front end (TF vggish_input / mel_features), computed batched in torch."""
+
+import math
+
+import numpy as np
+import torch
+from transformers import BatchFeature, SequenceFeatureExtractor
+
+from .audio_input import mono_clips
+
+EXAMPLES_PER_CHUNK = 128  # bounds the float64 spectra held at once (~50 MB)
+
+
+def hz_to_htk_mel(freq):
+    """HTK mel scale, 1127 * ln(1 + f / 700)."""
+    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)
+
+
+def htk_mel_filters(sampling_rate, n_fft, n_mels, f_min, f_max):
+    """[n_fft // 2 + 1, n_mels] VGGish mel matrix: triangles linear in mel, peak 1, DC row zero."""
+    bin_mels = hz_to_htk_mel(np.linspace(0.0, sampling_rate / 2, n_fft // 2 + 1))
+    edges = np.linspace(hz_to_htk_mel(f_min), hz_to_htk_mel(f_max), n_mels + 2)
+    rising = (bin_mels[:, None] - edges[None, :-2]) / (edges[1:-1] - edges[:-2])
+    falling = (edges[None, 2:] - bin_mels[:, None]) / (edges[2:] - edges[1:-1])
+    filters = np.maximum(0.0, np.minimum(rising, falling))
+    filters[0] = 0.0
+    return filters
+
+
+class VGGishFeatureExtractor(SequenceFeatureExtractor):
+    """Waveform -> VGGish log-mel examples `input_values` [B, E, 96, 64] + example `attention_mask` [B, E].
+
+    16 kHz audio is cut into 400-sample frames every 160 samples (no centring, incomplete tail frames
+    dropped), windowed by a periodic Hann, zero-padded to a 512-point FFT; the magnitude goes through
+    64 HTK mel bands (125-7500 Hz) and log(x + 0.01). Frames are grouped into non-overlapping 0.96 s
+    examples of 96 frames; an incomplete trailing example is dropped, as in the reference.
+
+    Short audio: a clip under one example (15600 samples, 0.975 s) is zero-padded at its end to
+    15600 samples and so gives exactly one example (the reference would return none). This is what
+    the paper's pipeline does too, padding every clip to the task's length. Clips with fewer examples
+    than the longest in the batch are filled with `padding_value`, and the mask marks real examples.
+    Computed in float64 like the numpy reference, returned as float32.
+    """
+
+    model_input_names = ["input_values", "attention_mask"]
+
+    def __init__(
+        self,
+        feature_size=64,
+        sampling_rate=16000,
+        window_length=400,
+        hop_length=160,
+        f_min=125.0,
+        f_max=7500.0,
+        log_offset=0.01,
+        example_frames=96,
+        padding_value=0.0,
+        return_attention_mask=True,
+        **kwargs,
+    ):
+        super().__init__(
+            feature_size=feature_size,
+            sampling_rate=sampling_rate,
+            padding_value=padding_value,
+            return_attention_mask=return_attention_mask,
+            **kwargs,
+        )
+        self.window_length = window_length
+        self.hop_length = hop_length
+        self.f_min = f_min
+        self.f_max = f_max
+        self.log_offset = log_offset
+        self.example_frames = example_frames
+        # `window` and `mel_filters` are derived, and SequenceFeatureExtractor.to_dict() leaves them out.
+        n = torch.arange(window_length, dtype=torch.float64)
+        self.window = 0.5 - 0.5 * torch.cos(2 * math.pi * n / window_length)  # periodic Hann
+        self.mel_filters = torch.from_numpy(
+            htk_mel_filters(sampling_rate, self.n_fft, feature_size, f_min, f_max)
+        )
+
+    @property
+    def n_fft(self):
+        """The smallest power of two holding a frame (512 for 400 samples)."""
+        return 2 ** math.ceil(math.log2(self.window_length))
+
+    @property
+    def example_samples(self):
+        """Samples in one example: 15600 (0.975 s) for 96 frames of 400 samples at hop 160."""
+        return (self.example_frames - 1) * self.hop_length + self.window_length
+
+    def num_examples(self, num_samples):
+        """Examples from a clip of `num_samples` (at least 1: short clips are zero-padded)."""
+        frames = 1 + (max(num_samples, self.example_samples) - self.window_length) // self.hop_length
+        return frames // self.example_frames
+
+    def log_mel(self, frames):
+        """[..., 400] float64 samples -> [..., 64] log-mel."""
+        spectrum = torch.fft.rfft(frames * self.window, n=self.n_fft).abs()
+        return torch.log(spectrum @ self.mel_filters + self.log_offset)
+
+    def examples(self, clips):
+        """List of 1-D float32 arrays -> (values [B, E, 96, 64] float32, mask [B, E] int32)."""
+        counts = [self.num_examples(len(clip)) for clip in clips]
+        longest = max(counts)
+        samples = (longest * self.example_frames - 1) * self.hop_length + self.window_length
+        waves = torch.zeros(len(clips), samples, dtype=torch.float64)
+        for row, clip in enumerate(clips):
+            clip = clip[:samples]
+            waves[row, : len(clip)] = torch.from_numpy(clip)
+        frames = waves.unfold(1, self.window_length, self.hop_length)[:, : longest * self.example_frames]
+        frames = frames.reshape(len(clips), longest, self.example_frames, self.window_length)  # a view
+        mask = torch.arange(longest)[None, :] < torch.tensor(counts)[:, None]
+        rows, cols = mask.nonzero(as_tuple=True)
+        values = torch.full((len(clips), longest, self.example_frames, self.feature_size), float(self.padding_value))
+        for start in range(0, len(rows), EXAMPLES_PER_CHUNK):
+            r, c = rows[start : start + EXAMPLES_PER_CHUNK], cols[start : start + EXAMPLES_PER_CHUNK]
+            values[r, c] = self.log_mel(frames[r, c]).float()
+        return values.numpy(), mask.numpy().astype(np.int32)
+
+    def __call__(self, raw_audio, sampling_rate=None, return_tensors=None, return_attention_mask=None, **kwargs):
+        """One clip, a list of clips or a [B, N] array of mono float audio -> BatchFeature."""
+        clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, 1, type(self).__name__)
+        values, mask = self.examples(clips)
+        features = {"input_values": values}
+        if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
+            features["attention_mask"] = mask
+        return BatchFeature(features, tensor_type=return_tensors)

@@ -1,0 +1,212 @@
+"""AST as Hugging Face models: transformers' `ASTModel` run on whole clips, with block fusion and the AudioSet head."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import ASTConfig, ASTModel, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_ast import AstFusionConfig
+from .fusion import AudioFusionOutput, forward_by_length, frame_features, lengths_from_mask, pool_frames
+from .heads import classification_loss
+
+
+@dataclass
+class AstFusionOutput(AudioFusionOutput):
+    """`AudioFusionOutput` plus, with `output_hidden_states`, every block's clip embedding.
+
+    Args:
+        pooled_hidden_states: tuple of num_layers + 1 tensors [B, D_l]: hidden state l (0 = embeddings,
+            l = block l) pooled by `config.pooling` ((CLS+DIST)/2 after the final LayerNorm, 768-d, by
+            default). Concatenating the entries of `config.fusion_layers` gives the fusion `pooler_output`.
+    """
+
+    pooled_hidden_states: tuple = None
+
+
+def adapt_position_embeddings(position_embeddings, grid, time_patches):
+    """Position embeddings of a (frequency, time) `grid` checkpoint for an input of `time_patches` patches.
+
+    As the original AST code adapts its AudioSet model: the two special-token rows stay; the patch grid
+    is cut from the centre along time (columns t0 // 2 - t // 2 onwards) when shorter, and bilinearly
+    interpolated (align_corners=False) to (frequency, t) when longer. [1, 2 + f * t0, D] -> [1, 2 + f * t, D].
+    """
+    frequency, time = grid
+    if time_patches == time:
+        return position_embeddings
+    width = position_embeddings.shape[-1]
+    patches = position_embeddings[:, 2:].reshape(1, frequency, time, width).permute(0, 3, 1, 2)  # [1, D, f, t0]
+    if time_patches < time:
+        start = time // 2 - time_patches // 2
+        patches = patches[..., start : start + time_patches]
+    else:
+        patches = F.interpolate(patches, size=(frequency, time_patches), mode="bilinear", align_corners=False)
+    patches = patches.permute(0, 2, 3, 1).reshape(1, frequency * time_patches, width)
+    return torch.cat([position_embeddings[:, :2], patches], dim=1)
+
+
+class AstClassifierHead(nn.Module):
+    """AST's `mlp_head`: LayerNorm then Linear."""
+
+    def __init__(self, width, num_labels, eps):
+        super().__init__()
+        self.layernorm = nn.LayerNorm(width, eps=eps)
+        self.dense = nn.Linear(width, num_labels)
+
+    def forward(self, x):
+        return self.dense(self.layernorm(x))
+
+
+class AstFusionPreTrainedModel(PreTrainedModel):
+    config_class = AstFusionConfig
+    base_model_prefix = "ast_fusion"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+    _supports_sdpa = True
+
+
+class AstFusionModel(AstFusionPreTrainedModel):
+    """transformers' `ASTModel` on normalised fbank `input_values` [B, T, 128], each clip at its own length.
+
+    A clip of T frames gives t = (T - 16) // 10 + 1 time patches (one per 10 frames = 100 ms; each patch
+    spans 16 frames = 175 ms of audio) and the checkpoint's 12 x 101 position embeddings are adapted to
+    12 x t (`adapt_position_embeddings`). Clips of different lengths run as separate sub-batches, so a
+    batch gives each clip exactly its single-clip result.
+
+    Outputs (`AstFusionOutput`), every hidden state taken after the shared final LayerNorm:
+        pooler_output: fusion: the `fusion_layers` blocks' embeddings concatenated (blocks 5 + 12 with
+            (CLS+DIST)/2: 1536-d, the paper's AST-Fusion#5#12); plain: block 12's (CLS+DIST)/2, 768-d,
+            identical to `ASTModel`'s pooler_output.
+        last_hidden_state: [B, t, D] per-frame features from the patch tokens of the same blocks: the
+            12 x t grid regrouped per time step, flattened channel-major (index c * 12 + f) as in the CNN
+            recipe; 12 * 768 = 9216 per block, one frame per 100 ms.
+        hidden_states: with `output_hidden_states`, 13 per-frame features [B, t, 9216]: index 0 the
+            embeddings (patches + position), index l block l.
+        pooled_hidden_states: with `output_hidden_states`, 13 clip embeddings [B, 768], same indexing.
+        plain_embedding: with `output_plain_embedding`, block 12's (CLS+DIST)/2.
+        frame_mask: [B, t] True for real frames when clips differ in length.
+    Blocks after the last one needed are not computed.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        attention = self.config._attn_implementation or "sdpa"
+        self.ast = ASTModel(ASTConfig(**config.ast_config, attn_implementation=attention))
+        self.post_init()
+
+    def forward(
+        self,
+        input_values,
+        attention_mask=None,
+        output_hidden_states=None,
+        output_plain_embedding=False,
+        return_dict=None,
+    ):
+        """input_values [B, T, num_mel_bins] normalised fbank; attention_mask [B, T] marks real frames."""
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        mel_bins, patch = self.config.ast_config["num_mel_bins"], self.config.ast_config["patch_size"]
+        if input_values.ndim != 3 or input_values.shape[-1] != mel_bins:
+            raise ValueError(
+                f"input_values must be a normalised fbank [batch, frames, {mel_bins}], got "
+                f"{tuple(input_values.shape)}; compute it with AstFusionFeatureExtractor."
+            )
+        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
+        if int(lengths.min()) < patch:
+            raise ValueError(
+                f"AST needs at least {patch} frames (0.175 s of audio); got a clip of {int(lengths.min())} frames. "
+                "Zero-pad short audio before feature extraction."
+            )
+        plain = output_plain_embedding or self.config.embedding_type == "plain"
+        last_block = self.config.num_layers if (output_hidden_states or plain) else max(self.config.fusion_layers)
+
+        def run(values):
+            return self._forward_frames(values, last_block, output_hidden_states, plain)
+
+        output = AstFusionOutput(**forward_by_length(run, input_values, lengths))
+        if not output_plain_embedding:
+            output.plain_embedding = None
+        return output if return_dict else output.to_tuple()
+
+    def embed(self, input_values):
+        """[b, T, mel] -> tokens [b, 2 + f * t, D] with position embeddings adapted to t time patches."""
+        embeddings = self.ast.embeddings
+        patches = embeddings.patch_embeddings(input_values)
+        ast = self.config.ast_config
+        time_patches = (input_values.shape[1] - ast["patch_size"]) // ast["time_stride"] + 1
+        batch = input_values.shape[0]
+        tokens = torch.cat(
+            [embeddings.cls_token.expand(batch, -1, -1), embeddings.distillation_token.expand(batch, -1, -1), patches],
+            dim=1,
+        )
+        positions = adapt_position_embeddings(embeddings.position_embeddings, self.config.patch_grid, time_patches)
+        return embeddings.dropout(tokens + positions)
+
+    def _forward_frames(self, input_values, last_block, output_hidden_states, plain):
+        states = [self.embed(input_values)]
+        for layer in self.ast.layers[:last_block]:
+            states.append(layer(states[-1]))
+        frequency = self.config.patch_grid[0]
+        normed = {}
+
+        def frames(layer):  # [b, 2 + f * t, D] -> [b, t, D * f]
+            if layer not in normed:
+                normed[layer] = self.ast.layernorm(states[layer])
+            patches = normed[layer][:, 2:]
+            grid = patches.reshape(patches.shape[0], frequency, -1, patches.shape[-1]).permute(0, 3, 2, 1)
+            return frame_features(grid, 1)
+
+        def tokens(layer):  # (CLS + DIST) / 2 after the final LayerNorm
+            if layer not in normed:
+                normed[layer] = self.ast.layernorm(states[layer])
+            return (normed[layer][:, 0] + normed[layer][:, 1]) / 2
+
+        def embedding(layer):
+            return tokens(layer) if self.config.pooling == "cls+dist" else pool_frames(frames(layer), self.config.pooling)
+
+        out = {}
+        last = self.config.num_layers
+        if plain:
+            out["plain_embedding"] = tokens(last)
+        if self.config.embedding_type == "plain":
+            out["last_hidden_state"], out["pooler_output"] = frames(last), out["plain_embedding"]
+        else:
+            layers = self.config.fusion_layers
+            out["last_hidden_state"] = torch.cat([frames(layer) for layer in layers], dim=-1)
+            out["pooler_output"] = torch.cat([embedding(layer) for layer in layers], dim=-1)
+        if output_hidden_states:
+            out["hidden_states"] = tuple(frames(layer) for layer in range(len(states)))
+            out["pooled_hidden_states"] = tuple(embedding(layer) for layer in range(len(states)))
+        return out
+
+
+class AstFusionForAudioClassification(AstFusionPreTrainedModel):
+    """AST with a classifier (LayerNorm + Linear): AST's AudioSet head on the plain embedding (527 labels,
+    sigmoid), or a probe on the fused embedding (`config.classifier_input == "fusion"`). Returns logits;
+    `labels` give a loss."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.ast_fusion = AstFusionModel(config)
+        plain = config.classifier_input == "plain"
+        width = config.ast_config["hidden_size"] if plain else config.hidden_size
+        self.classifier = AstClassifierHead(width, config.num_labels, config.classifier_layer_norm_eps)
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        plain = self.config.classifier_input == "plain"
+        outputs = self.ast_fusion(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_plain_embedding=plain,
+        )
+        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
+        loss = None if labels is None else classification_loss(logits, labels, self.config)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()

@@ -1,0 +1,204 @@
+"""VGGish as Hugging Face models: multilayer fusion embeddings and a linear-probe head."""
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from .configuration_vggish import EXAMPLE_FRAMES, FRAMES_PER_EXAMPLE, NUM_LAYERS, PLAIN_LAYER, VGGishFusionConfig
+from .fusion import AudioFusionOutput, frame_features, pool_frames
+from .heads import classification_loss
+
+CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A, halved
+
+
+class VGGishPostprocessor(nn.Module):
+    """The released PCA + whitening and 8-bit quantisation of [..., 128] embeddings.
+
+    y = E (x - mu), clipped to [-2, 2] and mapped to 0-255 with truncation, as TF's
+    vggish_postprocess (torchvggish rounds instead). Returns floats holding the integers 0-255.
+    """
+
+    def __init__(self, size=128):
+        super().__init__()
+        self.register_buffer("pca_eigen_vectors", torch.eye(size))
+        self.register_buffer("pca_means", torch.zeros(size))
+
+    def forward(self, embeddings):
+        centred = embeddings.double() - self.pca_means.double()
+        whitened = centred @ self.pca_eigen_vectors.double().T
+        return torch.floor((whitened.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)).to(embeddings.dtype)
+
+
+class VGGishPreTrainedModel(PreTrainedModel):
+    config_class = VGGishFusionConfig
+    base_model_prefix = "vggish"
+    main_input_name = "input_values"
+    input_modalities = ("audio",)
+
+    def _init_weights(self, module):
+        if isinstance(module, VGGishPostprocessor):
+            nn.init.eye_(module.pca_eigen_vectors)
+            nn.init.zeros_(module.pca_means)
+        else:
+            super()._init_weights(module)
+
+
+class VGGishFusionModel(VGGishPreTrainedModel):
+    """VGGish on log-mel examples `input_values` [B, E, 96, 64] -> fused per-frame features and clip embedding.
+
+    Layer "#n" of the paper is child n-1 of `features` (children 0-15) followed by `fc` (16-21). A conv
+    layer's map is max-pooled in time to 6 frames per 0.96 s example (160 ms) and flattened
+    channel-major; an FC layer's vector is repeated over the example's 6 frames. A clip's examples are
+    joined in time order, so `last_hidden_state` is [B, 6 E, D] (4096 + 4096 = 8192-d for #10 #15);
+    `hidden_states[n]` is layer #n in that form, index 0 the log-mel input. Layers after the last one
+    needed are not computed. Each example is encoded on its own, so padded examples (attention_mask 0)
+    are skipped and never change a clip's output.
+
+    The plain embedding is VGGish's 128-d fc2 output per example *without* the final ReLU (current TF
+    VGGish, the input the PCA expects), optionally PCA-whitened and quantised (`config.postprocess`),
+    pooled over the clip's examples with `config.pooling`. The paper's baseline, which kept the ReLU,
+    is `fusion_layers=[22]`.
+    """
+
+    def __init__(self, config):
+        super().__init__(config)
+        layers, channels = [], 1
+        for spec in CONV_STACK:
+            if spec == "M":
+                layers.append(nn.MaxPool2d(2, 2))
+            else:
+                layers += [nn.Conv2d(channels, spec, 3, padding=1), nn.ReLU()]
+                channels = spec
+        self.features = nn.Sequential(*layers)
+        flat = channels * (EXAMPLE_FRAMES // 16) * (config.num_mel_bins // 16)
+        self.fc = nn.Sequential(
+            nn.Linear(flat, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 128), nn.ReLU()
+        )
+        if config.postprocess:
+            self.postprocessor = VGGishPostprocessor()
+        self.post_init()
+
+    def forward(
+        self,
+        input_values,
+        attention_mask=None,
+        output_hidden_states=None,
+        output_plain_embedding=False,
+        return_dict=None,
+    ):
+        """input_values [B, E, 96, 64] log-mel examples; attention_mask [B, E] marks real examples."""
+        output_hidden_states = (
+            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
+        )
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        mask = self._example_mask(input_values, attention_mask)
+        plain = output_plain_embedding or self.config.embedding_type == "plain"
+        taps = set(range(NUM_LAYERS + 1)) if output_hidden_states else set()
+        if self.config.embedding_type == "fusion":
+            taps.update(self.config.fusion_layers)
+        if plain:
+            taps.add(PLAIN_LAYER)
+        weight = self.features[0].weight
+        examples = input_values.to(device=weight.device, dtype=weight.dtype)[mask]  # [N, 96, 64]
+        outputs = self._run_layers(examples, taps)
+        frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
+
+        def clip_frames(n):  # layer n -> [B, 6 E, D_n]
+            return self._to_clips(self._frames(n, outputs[n]), mask)
+
+        out = {"frame_mask": frame_mask}
+        if plain:
+            embedding = outputs[PLAIN_LAYER]
+            if self.config.postprocess:
+                embedding = self.postprocessor(embedding)
+            per_example = self._to_clips(embedding[:, None], mask)  # [B, E, 128]
+            out["plain_embedding"] = pool_frames(per_example, self.config.pooling, mask)
+        if self.config.embedding_type == "plain":
+            out["last_hidden_state"], out["pooler_output"] = per_example, out["plain_embedding"]
+            out["frame_mask"] = None if frame_mask is None else mask
+        else:
+            fused = torch.cat([clip_frames(n) for n in self.config.fusion_layers], dim=-1)
+            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling, frame_mask)
+        if output_hidden_states:
+            out["hidden_states"] = tuple(clip_frames(n) for n in range(NUM_LAYERS + 1))
+        if not output_plain_embedding:
+            out.pop("plain_embedding", None)
+        output = AudioFusionOutput(**out)
+        return output if return_dict else output.to_tuple()
+
+    def _example_mask(self, input_values, attention_mask):
+        """Validate the input; -> [B, E] bool mask of real examples."""
+        expected = (EXAMPLE_FRAMES, self.config.num_mel_bins)
+        if input_values.ndim != 4 or tuple(input_values.shape[2:]) != expected:
+            raise ValueError(
+                f"input_values must be log-mel examples [batch, examples, {expected[0]}, {expected[1]}], got "
+                f"{tuple(input_values.shape)}; compute them with VGGishFeatureExtractor."
+            )
+        batch, num_examples = input_values.shape[:2]
+        if attention_mask is None:
+            return torch.ones(batch, num_examples, dtype=torch.bool, device=input_values.device)
+        if tuple(attention_mask.shape) != (batch, num_examples):
+            raise ValueError(
+                f"attention_mask must be [batch, examples] = {(batch, num_examples)} (one flag per 0.96 s example), "
+                f"got {tuple(attention_mask.shape)}."
+            )
+        mask = attention_mask.to(device=input_values.device).bool()
+        if not bool(mask.any(dim=1).all()):
+            raise ValueError("attention_mask has a clip with no real example; every clip needs at least one.")
+        return mask
+
+    def _run_layers(self, examples, taps):
+        """[N, 96, 64] -> {n: output of layer #n} for n in `taps` (0 = input), up to the last tapped layer."""
+        x = examples.unsqueeze(1).contiguous(memory_format=torch.channels_last)  # NHWC: faster CPU/GPU convs
+        outputs = {0: x} if 0 in taps else {}
+        modules = list(self.features) + list(self.fc)
+        for index, module in enumerate(modules[: max(taps)]):
+            if index == len(self.features):
+                x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # TF flattens NHWC: (time, mel, channel)
+            x = module(x)
+            if index + 1 in taps:
+                outputs[index + 1] = x
+        return outputs
+
+    def _frames(self, n, output):
+        """Layer #n's output -> [N, 6, D] per-frame features of each example."""
+        if output.ndim == 2:  # FC layer: one vector per example
+            return output[:, None].expand(-1, FRAMES_PER_EXAMPLE, -1)
+        stride = 1 if n == 0 else self.config.time_strides[n - 1]
+        return frame_features(output, EXAMPLE_FRAMES // FRAMES_PER_EXAMPLE // stride)
+
+    @staticmethod
+    def _to_clips(frames, mask):
+        """[N, k, D] per real example -> [B, E * k, D], examples in time order, zeros for padded ones."""
+        batch, num_examples = mask.shape
+        clips = frames.new_zeros(batch, num_examples, *frames.shape[1:])
+        clips[mask] = frames
+        return clips.reshape(batch, num_examples * frames.shape[1], frames.shape[2])
+
+
+class VGGishForAudioClassification(VGGishPreTrainedModel):
+    """VGGish with a linear probe on the fused embedding (or on the plain 128-d one with
+    `config.classifier_input == "plain"`). VGGish was released without a classifier, so the probe
+    starts untrained. Returns logits; `labels` give a loss."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.vggish = VGGishFusionModel(config)
+        width = config.layer_sizes[PLAIN_LAYER] if config.classifier_input == "plain" else config.hidden_size
+        self.classifier = nn.Linear(width, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
+        return_dict = self.config.return_dict if return_dict is None else return_dict
+        plain = self.config.classifier_input == "plain"
+        outputs = self.vggish(
+            input_values,
+            attention_mask=attention_mask,
+            output_hidden_states=output_hidden_states,
+            output_plain_embedding=plain,
+        )
+        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
+        loss = None if labels is None else classification_loss(logits, labels, self.config)
+        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return output if return_dict else output.to_tuple()
