@@ -81,3 +81,30 @@ def input_frames(num_samples):
 
 def time_patches(frames):
     return (frames - 16) // 10 + 1
+
+
+def kaldi_fbank(clip, sampling_rate=16000, num_mel_bins=128, low_freq=20.0):
+    """torchaudio.compliance.kaldi.fbank with AST's settings, re-derived in numpy float64 from the recipe:
+    400-sample frames every 160 (snip edges), DC removal, pre-emphasis 0.97 (first sample against itself),
+    symmetric Hann, 512-point power spectrum, Kaldi mel triangles (linear in 1127 ln(1 + f / 700)) from
+    20 Hz to Nyquist on the 256 bins below Nyquist, natural log floored at float32 eps."""
+    clip = np.asarray(clip, np.float64)
+    starts = 160 * np.arange(input_frames(len(clip)))
+    frames = clip[starts[:, None] + np.arange(400)[None, :]]
+    frames = frames - frames.mean(axis=1, keepdims=True)
+    frames = frames - 0.97 * np.concatenate([frames[:, :1], frames[:, :-1]], axis=1)
+    window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(400) / 399)
+    power = np.abs(np.fft.rfft(frames * window, n=512, axis=1)) ** 2
+
+    def mel(freq):
+        return 1127.0 * np.log(1.0 + freq / 700.0)
+
+    low, high = mel(low_freq), mel(sampling_rate / 2)
+    step = (high - low) / (num_mel_bins + 1)
+    bin_mels = mel(np.arange(256) * sampling_rate / 512)
+    banks = np.zeros((num_mel_bins, 257))
+    for m in range(num_mel_bins):
+        left, centre, right = low + m * step, low + (m + 1) * step, low + (m + 2) * step
+        rising, falling = (bin_mels - left) / (centre - left), (right - bin_mels) / (right - centre)
+        banks[m, :256] = np.maximum(0.0, np.minimum(rising, falling))
+    return np.log(np.maximum(power @ banks.T, np.finfo(np.float32).eps))
