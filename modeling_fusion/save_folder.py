@@ -2,6 +2,10 @@
 
 from pathlib import Path
 
+from transformers.dynamic_module_utils import custom_object_save
+
+from .pipeline_audio_embedding import AudioEmbeddingPipeline
+
 
 def _class_path(cls):
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
@@ -9,7 +13,8 @@ def _class_path(cls):
 
 def save_model_folder(model, feature_extractor, output_dir):
     """Save a ForAudioClassification `model` and its feature extractor so that AutoConfig, AutoModel,
-    AutoModelForAudioClassification and AutoFeatureExtractor all load it with trust_remote_code=True.
+    AutoModelForAudioClassification, AutoFeatureExtractor and the "audio-embedding" pipeline all load
+    it with trust_remote_code=True.
 
     `save_pretrained` alone writes only the saved class's own auto entry, so the full map is set here.
     """
@@ -24,7 +29,11 @@ def save_model_folder(model, feature_extractor, output_dir):
         "AutoModel": _class_path(base_class),
         "AutoModelForAudioClassification": _class_path(type(model)),
     }
+    model.config.custom_pipelines = {
+        "audio-embedding": {"impl": _class_path(AudioEmbeddingPipeline), "pt": ["AutoModel"], "type": "audio"}
+    }
     model.config.architectures = [type(model).__name__]
     model.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
+    custom_object_save(AudioEmbeddingPipeline, output_dir)
     return output_dir
