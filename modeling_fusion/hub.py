@@ -1,0 +1,151 @@
+"""Build (and push) the published Hub repos from original checkpoints.
+
+    python -m modeling_fusion.hub build VARIANT --checkpoint PATH --output DIR
+        [--labels class_labels_indices.csv] [--results eval/.../results.json] [--push REPO_ID]
+    python -m modeling_fusion.hub list
+
+A variant is a folder of `hub_configs/`: `variant.json` (backbone, source checkpoint, card
+metadata), `config.json` (the published model settings, applied on top of the conversion) and
+`preprocessor_config.json` (the front end the checkpoint must have; checked, not changed).
+"""
+
+import argparse
+import hashlib
+import importlib
+import json
+import logging
+import sys
+from pathlib import Path
+
+from huggingface_hub import HfApi, get_token
+from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+from .convert import CONVERTERS
+from .model_card import render_card
+from .save_folder import save_model_folder
+
+logger = logging.getLogger("modeling_fusion.hub")
+HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
+LICENSES = {
+    "mit": "MIT License",
+    "apache-2.0": "Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0)",
+    "bsd-3-clause": "BSD 3-Clause License",
+}
+
+
+def variants():
+    return sorted(path.name for path in HUB_CONFIGS.iterdir() if (path / "variant.json").exists())
+
+
+def load_variant(name):
+    folder = HUB_CONFIGS / name
+    if not (folder / "variant.json").exists():
+        raise ValueError(f"unknown variant {name!r}; the published variants are: {', '.join(variants())}")
+    return {part: json.loads((folder / f"{part}.json").read_text())
+            for part in ("variant", "config", "preprocessor_config")}
+
+
+def verify_checksums(path, source):
+    """sha256 must match where known (a ValueError otherwise); an md5 from a secondary source only warns."""
+    data = Path(path).read_bytes()
+    if source.get("sha256") and hashlib.sha256(data).hexdigest() != source["sha256"]:
+        raise ValueError(f"{path}: sha256 differs from the published {source['file_name']} ({source['sha256']}); "
+                         "re-download it, or pass --no-verify to build from a different file on purpose")
+    if source.get("md5") and hashlib.md5(data).hexdigest() != source["md5"]:
+        logger.warning(f"{path}: md5 differs from {source['md5']} ({source.get('md5_note', '')})")
+
+
+def apply_variant(folder, spec):
+    """Reload the converted folder with the variant's model settings, check its front end, re-save."""
+    model = AutoModelForAudioClassification.from_pretrained(folder, **{
+        k: v for k, v in spec["config"].items() if k != "model_type"})
+    if model.config.model_type != spec["config"]["model_type"]:
+        raise ValueError(f"the checkpoint converted to {model.config.model_type}, the variant is "
+                         f"{spec['config']['model_type']}")
+    extractor = AutoFeatureExtractor.from_pretrained(folder)
+    for key, expected in spec["preprocessor_config"].items():
+        actual = type(extractor).__name__ if key == "feature_extractor_type" else getattr(extractor, key, None)
+        if actual != expected:
+            raise ValueError(f"the checkpoint gives {key}={actual!r}, the variant publishes {expected!r}: "
+                             "is it the right checkpoint for this variant?")
+    save_model_folder(model.eval(), extractor, folder)
+
+
+def write_license(folder, source):
+    text = (f"The weights in this repository are converted from {source['file_name']} ({source['url']}),\n"
+            f"released by {source['license_holder']} under the {LICENSES.get(source['license'], source['license'])}"
+            f" ({source['project_url']}).\nThe code files are MIT-licensed (modeling-fusion).\n")
+    (Path(folder) / "LICENSE").write_text(text)
+
+
+def build(name, checkpoint, output, labels=None, results=None, repo_id=None, verify=True):
+    """Convert `checkpoint` into a complete Hub folder for variant `name`; returns the folder."""
+    spec = load_variant(name)
+    variant = spec["variant"]
+    if not Path(checkpoint).exists():
+        raise ValueError(f"checkpoint not found: {checkpoint} (download {variant['source']['url']})")
+    if verify:
+        verify_checksums(checkpoint, variant["source"])
+    converter = importlib.import_module(CONVERTERS[variant["backbone"]])
+    extra = {"labels": labels} if variant.get("audioset_labels") else {}
+    converter.convert(checkpoint, output, **variant.get("converter_args", {}), **extra)
+    apply_variant(output, spec)
+    write_license(output, variant["source"])
+    results = json.loads(Path(results).read_text()) if results else None
+    render_card(variant, output, repo_id or f"<user>/{name}", results).save(Path(output) / "README.md")
+    return Path(output)
+
+
+def push(folder, repo_id, name, private=False, api=None):
+    """Upload `folder` to `repo_id`. Failures raise a clear error and leave the folder as it is."""
+    api = api or HfApi()
+    if get_token() is None:
+        raise ValueError(f"no Hugging Face token: run `hf auth login` or set HF_TOKEN. The folder {folder} is "
+                         f"complete; push it later with: python -m modeling_fusion.hub push {folder} {repo_id}")
+    try:
+        api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+        return api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="model",
+                                 commit_message=f"Upload {name} (modeling-fusion)")
+    except Exception as error:  # network, auth and Hub errors all end here; nothing local is touched
+        raise ValueError(f"pushing {folder} to {repo_id} failed ({type(error).__name__}: {error}). The local folder "
+                         "is intact; check the network and your token's write access, then push again.") from error
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m modeling_fusion.hub", description=__doc__.strip().splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="the published variants")
+    build_parser = commands.add_parser("build", help="convert a checkpoint into a Hub folder (and push it)")
+    build_parser.add_argument("variant")
+    build_parser.add_argument("--checkpoint", required=True)
+    build_parser.add_argument("--output", required=True)
+    build_parser.add_argument("--labels", help="class_labels_indices.csv (AudioSet names) for variants with a head")
+    build_parser.add_argument("--results", help="fusion-eval results.json for the card's model-index")
+    build_parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo")
+    build_parser.add_argument("--private", action="store_true")
+    build_parser.add_argument("--no-verify", action="store_true", help="skip the checkpoint checksum check")
+    push_parser = commands.add_parser("push", help="upload a built folder")
+    push_parser.add_argument("folder")
+    push_parser.add_argument("repo_id")
+    push_parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        if args.command == "list":
+            print("\n".join(variants()))
+        elif args.command == "build":
+            folder = build(args.variant, args.checkpoint, args.output, args.labels, args.results, args.push,
+                           verify=not args.no_verify)
+            print(f"built {folder}")
+            if args.push:
+                push(folder, args.push, args.variant, args.private)
+                print(f"pushed {folder} to https://huggingface.co/{args.push}")
+        else:
+            push(args.folder, args.repo_id, Path(args.folder).name, args.private)
+            print(f"pushed {args.folder} to https://huggingface.co/{args.repo_id}")
+    except (ValueError, FileNotFoundError) as error:
+        sys.exit(f"error: {error}")
+
+
+if __name__ == "__main__":
+    main()
