@@ -49,8 +49,9 @@ def key_mapping(model):
 
 def mismatches(state_dict, width_mult, num_classes):
     """Why a checkpoint does not fit the model of this width (empty list when it fits)."""
+    config = EfficientATFusionConfig(width_mult=width_mult, num_labels=num_classes)
     with torch.device("meta"):
-        model = EfficientATForAudioClassification(EfficientATFusionConfig(width_mult=width_mult, num_labels=num_classes))
+        model = EfficientATForAudioClassification(config)
     expected = model.state_dict()
     mapping = key_mapping(model)
     problems = [f"missing {key}" for key in mapping if key not in state_dict]

@@ -84,6 +84,8 @@ class EfficientATFusionModel(EfficientATPreTrainedModel):
     needed are not computed.
     """
 
+    _keys_to_ignore_on_load_unexpected = [r"^classifier\."]  # loading the body from a head checkpoint
+
     def __init__(self, config):
         super().__init__(config)
         channels = config.stage_channels

@@ -27,7 +27,7 @@ def random_model(width_mult=0.4, seed=0, **options):
         if isinstance(module, torch.nn.BatchNorm2d):
             module.reset_running_stats()
             module.momentum = None  # cumulative average: one pass sets the statistics of that batch
-    inputs = EfficientATFeatureExtractor()([noise(32000, seed), noise(32000, seed + 1)], sampling_rate=32000,
+    inputs = EfficientATFeatureExtractor()([noise(16000, seed), noise(16000, seed + 1)], sampling_rate=32000,
                                            return_tensors="pt")
     model.train()(**inputs)
     for module in model.modules():

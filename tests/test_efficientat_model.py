@@ -88,7 +88,8 @@ def test_mixed_length_batch_equals_single_clips():
         alone_inputs = extractor(clip, sampling_rate=32000, return_tensors="pt")
         alone = model.efficientat(**alone_inputs, output_hidden_states=True, output_plain_embedding=True)
         frames = alone.last_hidden_state.shape[1]
-        torch.testing.assert_close(together.last_hidden_state[row, :frames], alone.last_hidden_state[0], atol=1e-5, rtol=0)
+        torch.testing.assert_close(together.last_hidden_state[row, :frames], alone.last_hidden_state[0],
+                                   atol=1e-5, rtol=0)
         assert not together.last_hidden_state[row, frames:].any()
         torch.testing.assert_close(together.pooler_output[row], alone.pooler_output[0], atol=1e-5, rtol=0)
         torch.testing.assert_close(together.plain_embedding[row], alone.plain_embedding[0], atol=1e-5, rtol=0)
