@@ -1,4 +1,4 @@
-"""Convert AST checkpoints: the original release (`audioset_10_10_0.4593.pth`, ...) or a transformers AST folder / Hub id.
+"""Convert AST checkpoints: original release files (`audioset_10_10_0.4593.pth`, ...), transformers folders, Hub ids.
 
 Original files keep the original numerics (LayerNorm eps 1e-6 in the transformer, 1e-5 in the head);
 transformers checkpoints keep transformers' (its config's `layer_norm_eps`, 1e-12, for both).
@@ -102,6 +102,7 @@ def _problem_type(num_classes):
 
 def from_original(path, layers, labels_csv):
     state_dict = {key.removeprefix("module."): value for key, value in load_torch_checkpoint(path).items()}
+    converted = convert_original_state_dict(state_dict)
     ast_config, (mean, std) = original_ast_config(state_dict)
     if "mlp_head.1.weight" not in state_dict:
         raise ValueError(f"{path}: no `mlp_head` classifier; expected a fine-tuned original AST checkpoint")
@@ -110,7 +111,7 @@ def from_original(path, layers, labels_csv):
     config = AstFusionConfig(ast_config=ast_config, fusion_layers=list(layers), classifier_layer_norm_eps=1e-5,
                              id2label=id2label, label2id=label2id, problem_type=_problem_type(num_classes))
     model = AstFusionForAudioClassification(config).eval()
-    model.load_state_dict(convert_original_state_dict(state_dict), strict=True)
+    model.load_state_dict(converted, strict=True)
     extractor = AstFusionFeatureExtractor(max_length=ast_config["max_length"], mean=mean, std=std)
     return model, extractor
 
@@ -121,8 +122,9 @@ def from_transformers(checkpoint, layers, labels_csv):
         source, info = ASTForAudioClassification.from_pretrained(checkpoint, output_loading_info=True)
     except OSError as error:
         raise ValueError(
-            f"could not load the transformers AST checkpoint {checkpoint!r}: {error}\nA Hub id needs network "
-            f"access; offline, download it elsewhere (`hf download {checkpoint} --local-dir DIR`) and pass DIR."
+            f"could not load the transformers AST checkpoint {checkpoint!r} (not a local file or folder, so it was "
+            f"tried as a Hub id): {error}\nA Hub id needs network access; offline, download it where there is "
+            f"network (`hf download {checkpoint} --local-dir DIR`) and pass DIR."
         ) from None
     if info["missing_keys"]:
         raise ValueError(f"{checkpoint}: not a complete ASTForAudioClassification, missing {info['missing_keys']}")
@@ -162,7 +164,8 @@ def convert(checkpoint, output, layers=(5, 12), labels=None):
 
 
 def add_arguments(parser):
-    parser.add_argument("--layers", type=int, nargs="+", default=[5, 12], help="blocks (1-based) to fuse (default: 5 12)")
+    parser.add_argument("--layers", type=int, nargs="+", default=[5, 12],
+                        help="blocks (1-based) to fuse (default: 5 12)")
     parser.add_argument("--labels", help="class_labels_indices.csv with the AudioSet names (replaces a folder's own)")
 
 

@@ -19,7 +19,6 @@ import torch
 from tqdm.auto import tqdm
 
 from .audio_files import list_audio, read_audio
-from .fusion import pool_frames
 
 logger = logging.getLogger("fusion-embed")
 SAVE_EVERY = 20  # batches between progress saves
@@ -77,9 +76,8 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
             result = {"embeddings": out.pooler_output[row].float().cpu().numpy()}
             mask = None if out.frame_mask is None else out.frame_mask[row:row + 1]
             if per_layer:
-                for layer, frames in enumerate(out.hidden_states):
-                    pooled = pool_frames(frames[row:row + 1], model.config.pooling, mask)
-                    result[f"layer_{layer}"] = pooled[0].float().cpu().numpy()
+                for layer, pooled in enumerate(out.pooled_hidden_states):
+                    result[f"layer_{layer}"] = pooled[row].float().cpu().numpy()
             if per_frame:
                 frames = out.last_hidden_state[row] if mask is None else out.last_hidden_state[row][mask[0]]
                 result["frames"] = frames.float().cpu().numpy()

@@ -1,5 +1,7 @@
 """AST front end: transformers' `ASTFeatureExtractor` (Kaldi fbank, 128 bins), whole clips by default."""
 
+import warnings
+
 import numpy as np
 from transformers import ASTFeatureExtractor, BatchFeature
 
@@ -26,7 +28,10 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
     model_input_names = ["input_values", "attention_mask"]
 
     def __init__(self, pad_to_max_length=False, return_attention_mask=True, **kwargs):
-        super().__init__(return_attention_mask=return_attention_mask, **kwargs)
+        with warnings.catch_warnings():
+            # Kaldi's own 128-bin bank at 16 kHz has an empty filter (bin 3, between two FFT bins); expected.
+            warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
+            super().__init__(return_attention_mask=return_attention_mask, **kwargs)
         self.pad_to_max_length = pad_to_max_length
 
     @property

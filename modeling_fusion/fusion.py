@@ -27,6 +27,8 @@ class AudioFusionOutput(ModelOutput):
             backbone's plain embedding when `config.embedding_type == "plain"`).
         hidden_states: with `output_hidden_states`, a tuple of num_layers + 1 per-frame features
             [B, T, D_l] at the backbone's final frame rate; index 0 is the input, index l layer l.
+        pooled_hidden_states: with `output_hidden_states`, each hidden state's clip embedding [B, D_l]
+            pooled by `config.pooling`: the single-layer probes of the paper, from one forward pass.
         frame_mask: [B, T] bool, True for real frames; None when every clip has every frame.
         plain_embedding: with `output_plain_embedding`, the backbone's original clip embedding.
     """
@@ -34,6 +36,7 @@ class AudioFusionOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor = None
     pooler_output: torch.FloatTensor = None
     hidden_states: tuple = None
+    pooled_hidden_states: tuple = None
     frame_mask: torch.BoolTensor = None
     plain_embedding: torch.FloatTensor = None
 

@@ -1,7 +1,5 @@
 """AST as Hugging Face models: transformers' `ASTModel` run on whole clips, with block fusion and the AudioSet head."""
 
-from dataclasses import dataclass
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -11,19 +9,6 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from .configuration_ast import AstFusionConfig
 from .fusion import AudioFusionOutput, forward_by_length, frame_features, lengths_from_mask, pool_frames
 from .heads import classification_loss
-
-
-@dataclass
-class AstFusionOutput(AudioFusionOutput):
-    """`AudioFusionOutput` plus, with `output_hidden_states`, every block's clip embedding.
-
-    Args:
-        pooled_hidden_states: tuple of num_layers + 1 tensors [B, D_l]: hidden state l (0 = embeddings,
-            l = block l) pooled by `config.pooling` ((CLS+DIST)/2 after the final LayerNorm, 768-d, by
-            default). Concatenating the entries of `config.fusion_layers` gives the fusion `pooler_output`.
-    """
-
-    pooled_hidden_states: tuple = None
 
 
 def adapt_position_embeddings(position_embeddings, grid, time_patches):
@@ -75,7 +60,7 @@ class AstFusionModel(AstFusionPreTrainedModel):
     12 x t (`adapt_position_embeddings`). Clips of different lengths run as separate sub-batches, so a
     batch gives each clip exactly its single-clip result.
 
-    Outputs (`AstFusionOutput`), every hidden state taken after the shared final LayerNorm:
+    Outputs (`AudioFusionOutput`), every hidden state taken after the shared final LayerNorm:
         pooler_output: fusion: the `fusion_layers` blocks' embeddings concatenated (blocks 5 + 12 with
             (CLS+DIST)/2: 1536-d, the paper's AST-Fusion#5#12); plain: block 12's (CLS+DIST)/2, 768-d,
             identical to `ASTModel`'s pooler_output.
@@ -127,7 +112,7 @@ class AstFusionModel(AstFusionPreTrainedModel):
         def run(values):
             return self._forward_frames(values, last_block, output_hidden_states, plain)
 
-        output = AstFusionOutput(**forward_by_length(run, input_values, lengths))
+        output = AudioFusionOutput(**forward_by_length(run, input_values, lengths))
         if not output_plain_embedding:
             output.plain_embedding = None
         return output if return_dict else output.to_tuple()
@@ -147,29 +132,35 @@ class AstFusionModel(AstFusionPreTrainedModel):
         return embeddings.dropout(tokens + positions)
 
     def _forward_frames(self, input_values, last_block, output_hidden_states, plain):
-        states = [self.embed(input_values)]
-        for layer in self.ast.layers[:last_block]:
-            states.append(layer(states[-1]))
+        last = self.config.num_layers
+        keep = set(range(last_block + 1)) if output_hidden_states else {*self.config.fusion_layers, last}
+        hidden = self.embed(input_values)
+        states = {0: hidden} if 0 in keep else {}
+        for index, layer in enumerate(self.ast.layers[:last_block], start=1):
+            hidden = layer(hidden)
+            if index in keep:
+                states[index] = hidden
         frequency = self.config.patch_grid[0]
         normed = {}
 
-        def frames(layer):  # [b, 2 + f * t, D] -> [b, t, D * f]
+        def final_norm(layer):  # the shared final LayerNorm, once per layer
             if layer not in normed:
                 normed[layer] = self.ast.layernorm(states[layer])
-            patches = normed[layer][:, 2:]
+            return normed[layer]
+
+        def frames(layer):  # [b, 2 + f * t, D] -> [b, t, D * f]
+            patches = final_norm(layer)[:, 2:]
             grid = patches.reshape(patches.shape[0], frequency, -1, patches.shape[-1]).permute(0, 3, 2, 1)
             return frame_features(grid, 1)
 
-        def tokens(layer):  # (CLS + DIST) / 2 after the final LayerNorm
-            if layer not in normed:
-                normed[layer] = self.ast.layernorm(states[layer])
-            return (normed[layer][:, 0] + normed[layer][:, 1]) / 2
+        def tokens(layer):  # (CLS + DIST) / 2
+            return (final_norm(layer)[:, 0] + final_norm(layer)[:, 1]) / 2
 
         def embedding(layer):
-            return tokens(layer) if self.config.pooling == "cls+dist" else pool_frames(frames(layer), self.config.pooling)
+            pooling = self.config.pooling
+            return tokens(layer) if pooling == "cls+dist" else pool_frames(frames(layer), pooling)
 
         out = {}
-        last = self.config.num_layers
         if plain:
             out["plain_embedding"] = tokens(last)
         if self.config.embedding_type == "plain":
@@ -179,8 +170,8 @@ class AstFusionModel(AstFusionPreTrainedModel):
             out["last_hidden_state"] = torch.cat([frames(layer) for layer in layers], dim=-1)
             out["pooler_output"] = torch.cat([embedding(layer) for layer in layers], dim=-1)
         if output_hidden_states:
-            out["hidden_states"] = tuple(frames(layer) for layer in range(len(states)))
-            out["pooled_hidden_states"] = tuple(embedding(layer) for layer in range(len(states)))
+            out["hidden_states"] = tuple(frames(layer) for layer in range(last + 1))
+            out["pooled_hidden_states"] = tuple(embedding(layer) for layer in range(last + 1))
         return out
 
 

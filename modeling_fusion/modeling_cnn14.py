@@ -115,6 +115,7 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
             out["hidden_states"] = tuple(
                 fuse_layers([maps[l]], [strides[l]], target_stride=strides[-1]) for l in range(len(maps))
             )
+            out["pooled_hidden_states"] = tuple(pool_frames(h, self.config.pooling) for h in out["hidden_states"])
         return out
 
 

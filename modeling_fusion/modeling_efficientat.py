@@ -155,6 +155,7 @@ class EfficientATFusionModel(EfficientATPreTrainedModel):
                 fuse_layers([layer_map], [stride], target_stride=strides[-1], ceil_mode=True)
                 for layer_map, stride in zip(layer_maps, strides)
             )
+            out["pooled_hidden_states"] = tuple(pool_frames(h, self.config.pooling) for h in out["hidden_states"])
         return out
 
 

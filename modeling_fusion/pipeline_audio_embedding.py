@@ -19,8 +19,6 @@ import torch
 from transformers import Pipeline
 from transformers.pipelines.audio_utils import ffmpeg_read
 
-from .fusion import pool_frames
-
 
 def resample_with_ffmpeg(audio, rate, target_rate):
     """Mono float32 [N] at `rate` -> at `target_rate`, through the ffmpeg CLI's resampler."""
@@ -83,6 +81,5 @@ class AudioEmbeddingPipeline(Pipeline):
             frames = out["last_hidden_state"][0]
             result["frames"] = (frames if mask is None else frames[mask[0]]).float().cpu().numpy()
         if per_layer:
-            result["layers"] = [pool_frames(h[:1], self.model.config.pooling, mask)[0].float().cpu().numpy()
-                                for h in out["hidden_states"]]
+            result["layers"] = [layer[0].float().cpu().numpy() for layer in out["pooled_hidden_states"]]
         return result
