@@ -1,15 +1,25 @@
 """Random checkpoints in each backbone's original published layout, for converter and hub tests."""
 
 import torch
+from ast_reference import random_ast_head
 from panns_reference import random_panns_cnn14
+from test_ast_convert import original_layout
 
 
 def cnn14_checkpoint(path, sampling_rate):
     torch.save({"iteration": 0, "model": random_panns_cnn14(sampling_rate, seed=1).state_dict()}, path)
 
 
+def ast_checkpoint(path):
+    """The AudioSet AST's shapes (768-d, 12 blocks, 12 x 101 patches, 527 classes), original release keys."""
+    full = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
+                max_length=1024, layer_norm_eps=1e-6)
+    torch.save(original_layout(random_ast_head(seed=2, num_labels=527, **full)), path)
+
+
 # variant -> function(path) writing a random checkpoint of that variant's source layout
 ORIGINAL_CHECKPOINTS = {
     "cnn14-16k-fusion-3-6": lambda path: cnn14_checkpoint(path, 16000),
     "cnn14-32k-fusion-3-6": lambda path: cnn14_checkpoint(path, 32000),
+    "ast-audioset-fusion-5-12": ast_checkpoint,
 }

@@ -38,14 +38,14 @@ def original_layout(model):
         "module.mlp_head.0.bias": source["classifier.layernorm.bias"],
         "module.mlp_head.1.weight": source["classifier.dense.weight"],
         "module.mlp_head.1.bias": source["classifier.dense.bias"],
-        "module.v.head.weight": torch.zeros(1000, SMALL["hidden_size"]),
+        "module.v.head.weight": torch.zeros(1000, model.config.hidden_size),
         "module.v.head.bias": torch.zeros(1000),
-        "module.v.head_dist.weight": torch.zeros(1000, SMALL["hidden_size"]),
+        "module.v.head_dist.weight": torch.zeros(1000, model.config.hidden_size),
         "module.v.head_dist.bias": torch.zeros(1000),
     }
     for kind in ("weight", "bias"):
         out[f"module.v.patch_embed.proj.{kind}"] = source[prefix + f"embeddings.patch_embeddings.projection.{kind}"]
-        for i in range(SMALL["num_hidden_layers"]):
+        for i in range(model.config.num_hidden_layers):
             layer = f"{prefix}layers.{i}."
             block = f"module.v.blocks.{i}."
             out[block + f"attn.qkv.{kind}"] = torch.cat(

@@ -53,6 +53,8 @@ def test_single_layer_fusion_equals_its_hidden_state(model):
     only6 = Cnn14FusionModel(Cnn14FusionConfig(fusion_layers=[6], **SMALL))
     only6.load_state_dict(model.state_dict())
     torch.testing.assert_close(embed(only6.eval(), clip).pooler_output, pool_frames(out.hidden_states[6]))
+    for hidden, pooled in zip(out.hidden_states, out.pooled_hidden_states, strict=True):
+        torch.testing.assert_close(pooled, pool_frames(hidden))
     fused = torch.cat([out.hidden_states[3], out.hidden_states[6]], dim=-1)
     torch.testing.assert_close(out.last_hidden_state, fused)
 
