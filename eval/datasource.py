@@ -63,7 +63,7 @@ def _local_table(task, folder, metadata, sampling_rate):
         )
     audio = Dataset.from_dict({"audio": paths}).cast_column("audio", Audio(sampling_rate=sampling_rate))
     key = hashlib.sha256(metadata.read_bytes() + str(folder.resolve()).encode()).hexdigest()
-    return _table(task, audio, names, frame, str(folder), key)
+    return _table(task, audio, names, frame, str(folder.resolve()), key)
 
 
 def _hub_table(task, sampling_rate):

@@ -70,8 +70,20 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_va
     """Train a linear classifier on embeddings and return its test accuracy.
 
     x_*: [n, D] float arrays; y_*: [n] int class indices in [0, num_classes). Without x_valid, a
-    class-complete 10% of the (scaled) training clips is held out for early stopping.
+    class-complete 10% of the (scaled) training clips is held out for early stopping. On CPU it runs
+    on one thread: its small matrix products are slower when split (and far slower on a busy machine).
     """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if torch.device(device).type == "cpu" else threads)
+    try:
+        return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
+                             lr, max_epochs, patience, metric, device)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
+                  lr, max_epochs, patience, metric, device):
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")

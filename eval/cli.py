@@ -1,0 +1,128 @@
+"""`fusion-eval`: linear evaluation of a model's representations on the paper's tasks (or any local one).
+
+    fusion-eval --model DIR_OR_HUB_ID --task fsdd us8k-3folds --output runs/x [--sweep] [--layers 3 6]
+
+Runs on one CPU/GPU, or on N GPUs with `accelerate launch --multi_gpu --num_processes N -m fusion_eval.cli ...`.
+"""
+
+import argparse
+import os
+import platform
+import sys
+import time
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import torch
+
+from .tasks import TASKS, resolve_task
+
+DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
+DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
+PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "accelerate", "evaluate", "scikit-learn", "numpy",
+            "huggingface_hub", "modeling-fusion")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fusion-eval", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--model", required=True, help="model folder or Hub id (this package's or any transformers audio model)")
+    parser.add_argument("--task", nargs="+", required=True,
+                        help=f"registry names ({', '.join(TASKS)}) or folders with a metadata.csv")
+    parser.add_argument("--output", required=True, help="directory for results.json, results.md, layers.png, model_index.yaml")
+    parser.add_argument("--layers", nargs="+", type=int, help="layers to fuse (default: the model's configured fusion)")
+    parser.add_argument("--sweep", action="store_true", help="also probe every single layer (and the plain embedding)")
+    parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding each task's folder ($FUSION_EVAL_DATA_DIR)")
+    parser.add_argument("--metadata-dir", help="EVAR layout: metadata CSVs named <task folder>.csv (default: <folder>/metadata.csv)")
+    parser.add_argument("--label-column", help="label column (overrides the registry)")
+    parser.add_argument("--split-column", help="column of train/valid/test")
+    parser.add_argument("--fold-column", help="column of integer folds (leave-one-fold-out)")
+    parser.add_argument("--unit-sec", type=float, help="clip length in seconds (required for a custom folder)")
+    parser.add_argument("--skip-bad", action="store_true", help="skip unreadable audio files (counted in results.json)")
+    parser.add_argument("--batch-size", type=int, default=32, help="extraction batch per process")
+    parser.add_argument("--num-workers", type=int, default=0, help="dataloader workers decoding audio, per process")
+    parser.add_argument("--chunk-size", type=int, default=512, help="clips per cache file (the resume granularity)")
+    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache ($FUSION_EVAL_CACHE)")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="probe seeds")
+    parser.add_argument("--lr", type=float, help="probe learning rate for every task (default: 3e-4 or the paper's per-task value)")
+    parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
+                        help="extraction precision; auto = bf16 on a GPU that supports it, else fp32 (the paper's)")
+    parser.add_argument("--revision", help="Hub revision of the model")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model folder's own code (this package's models load without it)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    for name in ("batch_size", "chunk_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.num_workers < 0:
+        parser.error("--num-workers must be >= 0")
+    try:
+        tasks = [resolve_task(spec, args.unit_sec, args.label_column, args.split_column, args.fold_column)
+                 for spec in args.task]
+        run(args, tasks)
+    except (ValueError, OSError) as error:  # bad input, or a model/data path that cannot be read
+        parser.exit(2, f"fusion-eval: error: {error}\n")
+
+
+def run(args, tasks):
+    from accelerate import Accelerator
+
+    from .probe import load_accuracy_metric
+    from .report import write_report
+    from .representations import Embedder
+    from .runner import RunSettings, plan_task, prepare_task, probe_task
+
+    started = time.perf_counter()
+    precision = args.mixed_precision
+    if precision == "auto":
+        precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    accelerator = Accelerator(mixed_precision=precision)
+    embedder = Embedder(args.model, args.layers, args.sweep, args.revision, args.trust_remote_code)
+    embedder.model.to(accelerator.device)
+    model_key = embedder.cache_key()
+    loaded = time.perf_counter()
+    settings = RunSettings(
+        data_dir=args.data_dir, cache_dir=args.cache_dir, metadata_dir=args.metadata_dir,
+        batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
+        skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr,
+        cache_tags={"precision": precision, "datasets": _version("datasets").split(".")[0],
+                    "torchcodec": _version("torchcodec")},
+    )
+    plans = [plan_task(task, embedder, settings) for task in tasks]
+    prepared = [prepare_task(accelerator, embedder, model_key, task, *plan, settings) for task, plan in zip(tasks, plans)]
+    accelerator.wait_for_everyone()
+    if not accelerator.is_main_process:
+        return
+    metric = load_accuracy_metric()
+    results = {"tasks": {item.task.name: probe_task(item, embedder, settings, metric, accelerator.device)
+                         for item in prepared}}
+    results.update(
+        model={"id": str(args.model), "name": embedder.name, "family": embedder.family, "fusion": embedder.is_fusion,
+               "num_layers": embedder.num_layers, "cache_key": model_key, "config": embedder.model.config.to_dict(),
+               "representations": [rep.__dict__ for rep in embedder.representations]},
+        settings={**vars(args), "mixed_precision": precision,
+                  "num_processes": accelerator.num_processes, "device": str(accelerator.device),
+                  "crop_seed": settings.crop_seed, "std": "population (ddof=0) over seeds"},
+        versions={"python": sys.version.split()[0], "platform": platform.platform(),
+                  **{name: _version(name) for name in PACKAGES}},
+        timings={"total_seconds": time.perf_counter() - started, "model_load_seconds": loaded - started},
+    )
+    paths = write_report(results, args.output)
+    print(Path(paths["table"]).read_text())
+    print(f"wrote {', '.join(str(p) for p in paths.values())}")
+
+
+def _version(name):
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "not installed"
+
+
+if __name__ == "__main__":
+    main()

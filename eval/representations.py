@@ -1,0 +1,122 @@
+"""Load a model and turn one forward pass into every representation the run probes.
+
+Fusion models of this package (their config has `fusion_layers`) give the configured fusion
+(`pooler_output`), the backbone's plain embedding and each layer l (`pooled_hidden_states[l]`, or
+`hidden_states[l]` pooled over time with the config's pooling). Any other transformers audio model (wav2vec2, HuBERT, ...) gives
+its `hidden_states`, mean+max pooled per layer, and a fusion = those pooled layers concatenated.
+"""
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
+
+import modeling_fusion  # noqa: F401  registers this package's models with the Auto classes
+from modeling_fusion import fusion as fusion_recipe
+
+FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT"}
+
+
+@dataclass(frozen=True)
+class Representation:
+    """key: file-safe id ("fusion_3_6", "layer_3", "plain"); kind: fusion | layer | plain; title: table row."""
+
+    key: str
+    kind: str
+    title: str
+    layers: tuple
+
+
+class Embedder:
+    """Model + feature extractor; `embed(features)` -> {representation key: [B, D] float32}."""
+
+    def __init__(self, model_id, layers=None, sweep=False, revision=None, trust_remote_code=False):
+        options = dict(revision=revision, trust_remote_code=trust_remote_code)
+        config = AutoConfig.from_pretrained(model_id, **options)
+        self.is_fusion = hasattr(config, "fusion_layers")
+        if self.is_fusion:
+            changes = {"embedding_type": "fusion"} if hasattr(config, "embedding_type") else {}
+            if layers:
+                changes["fusion_layers"] = list(layers)
+            config = type(config).from_dict({**config.to_dict(), **changes})
+        self.model = AutoModel.from_pretrained(model_id, config=config, **options).eval()
+        self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, **options)
+        self.sampling_rate = int(self.feature_extractor.sampling_rate)
+        self.model_id = model_id
+        self.family = config.model_type.split("-")[0]
+        self.name = FAMILY_TITLES.get(self.family, Path(str(model_id)).name)
+        probe = self._forward(self.feature_extractor([np.zeros(self.sampling_rate, np.float32)],
+                                                     sampling_rate=self.sampling_rate, return_tensors="pt"),
+                              hidden=True, plain=True)
+        self.num_layers = len(probe.hidden_states) - 1
+        self.has_plain = self.is_fusion and probe.plain_embedding is not None
+        self.representations = self._choose(layers, sweep)
+        self.needs_hidden = not self.is_fusion or any(r.kind == "layer" for r in self.representations)
+        self.needs_plain = any(r.kind == "plain" for r in self.representations)
+
+    def _choose(self, layers, sweep):
+        name, count = self.name, self.num_layers
+        if layers and not all(0 <= layer <= count for layer in layers):
+            raise ValueError(f"--layers must be in 0-{count} for {self.model_id}, got {list(layers)}")
+        fused = list(self.model.config.fusion_layers) if self.is_fusion else sorted(set(layers or ()))
+        first = 1 if self.is_fusion else 0  # hidden_states[0] of a fusion model is its input
+        chosen = []
+        if sweep:
+            chosen += [Representation(f"layer_{l}", "layer", f"{name} #{l}", (l,)) for l in range(first, count + 1)]
+        elif not self.is_fusion and not layers:
+            chosen.append(Representation(f"layer_{count}", "layer", f"{name} #{count}", (count,)))
+        if self.is_fusion or layers:
+            tag = "#".join(str(l) for l in fused)
+            chosen.append(Representation("fusion_" + tag.replace("#", "_"), "fusion", f"{name}-Fusion#{tag}", tuple(fused)))
+        if self.has_plain:
+            chosen.append(Representation("plain", "plain", name, ()))
+        return chosen
+
+    def _forward(self, features, hidden, plain):
+        if self.is_fusion:
+            return self.model(**features, output_hidden_states=hidden, output_plain_embedding=plain)
+        return self.model(**features, output_hidden_states=True)
+
+    @torch.no_grad()
+    def embed(self, features):
+        """features: the feature extractor's tensors, on the model's device -> {key: [B, D] float32}."""
+        out = self._forward(features, self.needs_hidden, self.needs_plain)
+        pooled = {}
+        for rep in self.representations:
+            if rep.kind == "plain":
+                pooled[rep.key] = out.plain_embedding.float()
+            elif rep.kind == "fusion" and self.is_fusion:
+                pooled[rep.key] = out.pooler_output.float()
+            else:
+                pooled[rep.key] = torch.cat([self._layer(out, l) for l in rep.layers], dim=-1)
+        return pooled
+
+    def _layer(self, out, layer):
+        """Clip embedding of one layer: the model's own `pooled_hidden_states` (AST: (CLS+DIST)/2), else
+        its per-frame hidden state pooled with the config's pooling (mean+max for transformers models)."""
+        pooled = getattr(out, "pooled_hidden_states", None)
+        if pooled is not None:
+            return pooled[layer].float()
+        pooling = getattr(self.model.config, "pooling", "mean+max")
+        return fusion_recipe.pool_frames(out.hidden_states[layer].float(), pooling, getattr(out, "frame_mask", None))
+
+    def cache_key(self):
+        """Hash of what decides the embeddings: weights, config, feature extractor, model code, torch version."""
+        digest = hashlib.sha256()
+        for name, tensor in sorted(self.model.state_dict().items()):
+            tensor = tensor.detach().cpu().contiguous().reshape(-1)
+            digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+            digest.update(tensor.view(torch.uint8).numpy().tobytes())
+        config = self.model.config.to_dict()
+        config.pop("_name_or_path", None)
+        digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+        digest.update(self.feature_extractor.to_json_string().encode())
+        for obj in (type(self.model), type(self.feature_extractor), fusion_recipe):
+            digest.update(Path(inspect.getsourcefile(obj)).read_bytes())
+        digest.update(torch.__version__.split("+")[0].encode())
+        return digest.hexdigest()

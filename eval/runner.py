@@ -1,0 +1,179 @@
+"""A task in two phases: rows, roles and two-view extraction into the cache (all processes), then the
+probes of every representation (main process), so no process waits in a collective while probes run.
+
+Clips with a test role are encoded from their start; clips with a train/valid role at a random
+offset. A clip that fits in `unit_sec` is the same audio either way, so once its start view is known
+to be that short it is not encoded again (leave-one-fold-out uses every clip in both roles).
+"""
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from accelerate.utils import broadcast_object_list
+
+from .cache import ViewCache, digest
+from .datasource import load_table
+from .extract import extract
+from .probe import ProbeRandomness, linear_probe
+from .splits import probe_runs
+
+SEEDS = (42, 43, 44)
+
+
+@dataclass
+class RunSettings:
+    data_dir: str
+    cache_dir: str
+    metadata_dir: str | None = None
+    batch_size: int = 32
+    num_workers: int = 0
+    chunk_size: int = 512
+    skip_bad: bool = False
+    seeds: tuple = SEEDS
+    crop_seed: int = 42
+    lr: float | None = None
+    cache_tags: dict = field(default_factory=dict)
+
+
+@dataclass
+class PreparedTask:
+    """A task whose embeddings are all in the cache: what the probes need."""
+
+    task: object
+    table: object
+    runs: list
+    start: ViewCache
+    shuffled: ViewCache
+    clips_encoded: int
+    extraction_seconds: float
+
+
+def plan_task(task, embedder, settings):
+    """(table, probe runs) of a task: loads and checks its metadata before anything is encoded."""
+    table = load_table(task, settings.data_dir, embedder.sampling_rate, settings.metadata_dir)
+    return table, probe_runs(task, table)
+
+
+def prepare_task(accelerator, embedder, model_key, task, table, runs, settings):
+    """Extract both views of a planned task into the cache (every process takes part)."""
+    started = time.perf_counter()
+    unit = int(round(task.unit_sec * embedder.sampling_rate))
+    base = Path(settings.cache_dir, model_key[:20],
+                f"{Path(table.source).name}-{digest(table.source_key, embedder.sampling_rate, unit, settings.cache_tags)}")
+    test_rows = np.unique(np.concatenate([run.test for run in runs]))
+    train_rows = np.unique(np.concatenate([np.concatenate([run.train] + ([run.valid] if run.valid is not None else []))
+                                           for run in runs]))
+    options = dict(batch_size=settings.batch_size, num_workers=settings.num_workers, skip_bad=settings.skip_bad)
+
+    start = ViewCache(base / f"start-{digest(test_rows.tolist())}", test_rows, settings.chunk_size,
+                      _meta(model_key, table, task, unit, "start", embedder))
+    computed = extract(accelerator, embedder, table, start, "start", unit, settings.crop_seed,
+                       desc=f"{task.name} test clips", **options)
+    known = [None]
+    if accelerator.is_main_process:
+        lengths, ok = start.info()
+        known = [start.rows[~ok | (lengths <= unit)].tolist()]  # bad, or the same audio in both views
+    random_rows = np.setdiff1d(train_rows, broadcast_object_list(known)[0])
+    rule = f"random{settings.crop_seed}"
+    shuffled = ViewCache(base / f"{rule}-{digest(random_rows.tolist())}", random_rows, settings.chunk_size,
+                         _meta(model_key, table, task, unit, rule, embedder))
+    computed += extract(accelerator, embedder, table, shuffled, "random", unit, settings.crop_seed,
+                        desc=f"{task.name} train clips", **options)
+    return PreparedTask(task, table, runs, start, shuffled, computed, time.perf_counter() - started)
+
+
+def probe_task(prepared, embedder, settings, metric, device="cpu"):
+    """Probe every representation of a prepared task over the seeds (one process); returns its result dict."""
+    started = time.perf_counter()
+    task, table = prepared.task, prepared.table
+    views = _Views(len(table), prepared.start, prepared.shuffled)
+    result = {
+        "title": task.title, "source": table.source,
+        "dataset_id": task.hub_id if table.source == task.hub_id else task.name, "unit_sec": task.unit_sec,
+        "clips": len(table), "bad_files": [table.names[row] for row in np.flatnonzero(views.bad)],
+        "runs": [run.name for run in prepared.runs], "seeds": list(settings.seeds), "representations": {},
+    }
+    runs = [_drop_bad(run, views.bad) for run in prepared.runs]
+    for rep in embedder.representations:
+        rep_started = time.perf_counter()
+        lr = settings.lr or task.learning_rate(embedder.family, rep.kind)
+        embeddings = views.load(rep.key)
+        per_seed = {}
+        for seed in settings.seeds:
+            randomness = ProbeRandomness(seed)
+            folds = [_probe(run, embeddings, table.labels, randomness, lr, metric, device) for run in runs]
+            per_seed[str(seed)] = {"accuracy": float(np.mean([f["accuracy"] for f in folds])), "runs": folds}
+        scores = [s["accuracy"] for s in per_seed.values()]
+        result["representations"][rep.key] = {
+            "title": rep.title, "kind": rep.kind, "layers": list(rep.layers), "dim": int(embeddings.shape[1]),
+            "lr": lr, "mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": per_seed,
+            "probe_seconds": time.perf_counter() - rep_started,
+        }
+    result["timings"] = {"extraction_seconds": prepared.extraction_seconds, "clips_encoded": int(prepared.clips_encoded),
+                         "probe_seconds": time.perf_counter() - started}
+    return result
+
+
+class _Views:
+    """Row -> embedding lookup over the start view (test role) and the random view (train role)."""
+
+    def __init__(self, n_rows, start, shuffled):
+        self.caches = (start, shuffled)
+        self.position = [np.full(n_rows, -1), np.full(n_rows, -1)]
+        self.bad = np.zeros(n_rows, bool)
+        for position, cache in zip(self.position, self.caches):
+            position[cache.rows] = np.arange(len(cache.rows))
+            self.bad[cache.rows[~cache.info()[1]]] = True
+
+    def load(self, key):
+        self.arrays = [cache.load(key) if len(cache.rows) else None for cache in self.caches]
+        return self
+
+    @property
+    def shape(self):
+        return next(a for a in self.arrays if a is not None).shape
+
+    def get(self, rows, role):
+        if role == "test":
+            return self.arrays[0][self.position[0][rows]]
+        from_random = self.position[1][rows] >= 0
+        out = np.empty((len(rows), self.shape[1]), np.float32)
+        if from_random.any():
+            out[from_random] = self.arrays[1][self.position[1][rows[from_random]]]
+        if (~from_random).any():
+            out[~from_random] = self.arrays[0][self.position[0][rows[~from_random]]]
+        return out
+
+
+def _drop_bad(run, bad):
+    keep = lambda rows: None if rows is None else rows[~bad[rows]]  # noqa: E731
+    return type(run)(run.name, keep(run.train), keep(run.valid), keep(run.test))
+
+
+def _classes(labels):
+    """Sorted unique labels; numerically when every label is an integer (as pandas would for EVAR)."""
+    unique = set(labels.tolist())
+    numeric = all(label.lstrip("-").isdigit() for label in unique)
+    return sorted(unique, key=int if numeric else str)
+
+
+def _probe(run, embeddings, labels, randomness, lr, metric, device):
+    classes = _classes(labels[run.train])
+    index = {label: i for i, label in enumerate(classes)}
+    for role, rows in (("valid", run.valid), ("test", run.test)):
+        unknown = sorted(set(labels[rows].tolist()) - set(classes)) if rows is not None else []
+        if unknown:
+            raise ValueError(f"{run.name}: {role} labels {unknown[:5]} never occur in training; fix the split")
+    encode = lambda rows: np.array([index[label] for label in labels[rows]])  # noqa: E731
+    valid = {} if run.valid is None else {"x_valid": embeddings.get(run.valid, "train"), "y_valid": encode(run.valid)}
+    result = linear_probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
+                          encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, **valid)
+    return {"run": run.name, "accuracy": result.accuracy, "best_epoch": result.best_epoch, "epochs": result.epochs,
+            "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test)}
+
+
+def _meta(model_key, table, task, unit, rule, embedder):
+    return {"model": str(embedder.model_id), "model_key": model_key, "source": table.source, "task": task.name,
+            "unit_samples": unit, "sampling_rate": embedder.sampling_rate, "clip_rule": rule}
