@@ -14,7 +14,8 @@ import torch
 from .checkpoints import load_torch_checkpoint
 from .configuration_vggish import VGGishFusionConfig
 from .feature_extraction_vggish import VGGishFeatureExtractor
-from .modeling_vggish import VGGishForAudioClassification, VGGishFusionModel
+from .modeling_vggish import VGGishFusionModel
+from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)
 
@@ -64,26 +65,8 @@ def load_pca(path):
         raise ValueError(f"{path}: expected the arrays {PCA_KEYS}, found {sorted(params)}")
     matrix, means = (torch.as_tensor(np.asarray(params[key]), dtype=torch.float32) for key in PCA_KEYS)
     if matrix.shape != (128, 128) or means.numel() != 128:
-        raise ValueError(f"{path}: PCA shapes {tuple(matrix.shape)} and {tuple(means.shape)}, expected (128, 128), (128,)")
+        raise ValueError(f"{path}: PCA shapes {tuple(matrix.shape)}, {tuple(means.shape)}; expected (128, 128), (128,)")
     return {"postprocessor.pca_eigen_vectors": matrix, "postprocessor.pca_means": means.reshape(128)}
-
-
-def save_folder(model, feature_extractor, output_dir):
-    """Save the base model (VGGish has no released classifier) so that AutoConfig, AutoModel,
-    AutoModelForAudioClassification (a fresh probe) and AutoFeatureExtractor load it with remote code."""
-    type(model.config).register_for_auto_class("AutoConfig")
-    type(model).register_for_auto_class("AutoModel")
-    VGGishForAudioClassification.register_for_auto_class("AutoModelForAudioClassification")
-    type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
-    model.config.auto_map = {
-        "AutoConfig": "configuration_vggish.VGGishFusionConfig",
-        "AutoModel": "modeling_vggish.VGGishFusionModel",
-        "AutoModelForAudioClassification": "modeling_vggish.VGGishForAudioClassification",
-    }
-    model.config.architectures = [type(model).__name__]
-    model.save_pretrained(output_dir)
-    feature_extractor.save_pretrained(output_dir)
-    return Path(output_dir)
 
 
 def convert(checkpoint, output, pca=None, layers=(10, 15)):
@@ -98,7 +81,7 @@ def convert(checkpoint, output, pca=None, layers=(10, 15)):
     model.load_state_dict(weights, strict=True)
     logger.info(f"VGGish ({layout} layout), fusion of layers {config.fusion_layers} -> {config.hidden_size}-d, "
                 f"PCA post-processing {'on' if config.postprocess else 'off'}")
-    return save_folder(model, VGGishFeatureExtractor(), output)
+    return save_model_folder(model, VGGishFeatureExtractor(), output)
 
 
 def add_arguments(parser):

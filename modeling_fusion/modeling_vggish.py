@@ -1,6 +1,7 @@
 """VGGish as Hugging Face models: multilayer fusion embeddings and a linear-probe head."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
@@ -9,7 +10,24 @@ from .configuration_vggish import EXAMPLE_FRAMES, FRAMES_PER_EXAMPLE, NUM_LAYERS
 from .fusion import AudioFusionOutput, frame_features, pool_frames
 from .heads import classification_loss
 
-CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A, halved
+CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A without its fifth group
+EXAMPLES_PER_CHUNK = 32  # on CPU, see VGGishFusionModel._example_frames
+EXAMPLES_PER_CHUNK_ACCELERATOR = 512
+
+
+class VGGishInputConv(nn.Conv2d):
+    """conv1 (1 -> 64 channels, 3x3, padding 1) as one matrix product over 3x3 patches.
+
+    [N, 1, T, F] -> [N, 64, T, F] laid out channels-last (NHWC), which the rest of the stack uses:
+    a library convolution with a single input channel returns NCHW, and converting that costs more
+    than the convolution itself. Same weights and keys as nn.Conv2d.
+    """
+
+    def forward(self, x):
+        batch, _, frames, bins = x.shape
+        patches = F.pad(x[:, 0], (1, 1, 1, 1)).unfold(1, 3, 1).unfold(2, 3, 1)  # [N, T, F, 3, 3]
+        out = torch.addmm(self.bias, patches.reshape(-1, 9), self.weight.reshape(self.out_channels, 9).T)
+        return out.view(batch, frames, bins, self.out_channels).permute(0, 3, 1, 2)
 
 
 class VGGishPostprocessor(nn.Module):
@@ -51,7 +69,8 @@ class VGGishFusionModel(VGGishPreTrainedModel):
     layer's map is max-pooled in time to 6 frames per 0.96 s example (160 ms) and flattened
     channel-major; an FC layer's vector is repeated over the example's 6 frames. A clip's examples are
     joined in time order, so `last_hidden_state` is [B, 6 E, D] (4096 + 4096 = 8192-d for #10 #15);
-    `hidden_states[n]` is layer #n in that form, index 0 the log-mel input. Layers after the last one
+    `hidden_states[n]` is layer #n in that form, index 0 the log-mel input, and
+    `pooled_hidden_states[n]` its clip embedding (the paper's single-layer probe). Layers after the last one
     needed are not computed. Each example is encoded on its own, so padded examples (attention_mask 0)
     are skipped and never change a clip's output.
 
@@ -68,12 +87,15 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             if spec == "M":
                 layers.append(nn.MaxPool2d(2, 2))
             else:
-                layers += [nn.Conv2d(channels, spec, 3, padding=1), nn.ReLU()]
+                conv = VGGishInputConv if channels == 1 else nn.Conv2d
+                layers += [conv(channels, spec, 3, padding=1), nn.ReLU(inplace=True)]
                 channels = spec
         self.features = nn.Sequential(*layers)
         flat = channels * (EXAMPLE_FRAMES // 16) * (config.num_mel_bins // 16)
         self.fc = nn.Sequential(
-            nn.Linear(flat, 4096), nn.ReLU(), nn.Linear(4096, 4096), nn.ReLU(), nn.Linear(4096, 128), nn.ReLU()
+            nn.Linear(flat, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+            nn.Linear(4096, 128), nn.ReLU(inplace=True),
         )
         if config.postprocess:
             self.postprocessor = VGGishPostprocessor()
@@ -101,15 +123,15 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             taps.add(PLAIN_LAYER)
         weight = self.features[0].weight
         examples = input_values.to(device=weight.device, dtype=weight.dtype)[mask]  # [N, 96, 64]
-        outputs = self._run_layers(examples, taps)
+        frames = self._example_frames(examples, taps)
         frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
 
         def clip_frames(n):  # layer n -> [B, 6 E, D_n]
-            return self._to_clips(self._frames(n, outputs[n]), mask)
+            return self._to_clips(frames[n], mask)
 
         out = {"frame_mask": frame_mask}
         if plain:
-            embedding = outputs[PLAIN_LAYER]
+            embedding = frames[PLAIN_LAYER][:, 0]  # [N, 128]: an FC layer's frames are copies
             if self.config.postprocess:
                 embedding = self.postprocessor(embedding)
             per_example = self._to_clips(embedding[:, None], mask)  # [B, E, 128]
@@ -122,6 +144,9 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling, frame_mask)
         if output_hidden_states:
             out["hidden_states"] = tuple(clip_frames(n) for n in range(NUM_LAYERS + 1))
+            out["pooled_hidden_states"] = tuple(
+                pool_frames(h, self.config.pooling, frame_mask) for h in out["hidden_states"]
+            )
         if not output_plain_embedding:
             out.pop("plain_embedding", None)
         output = AudioFusionOutput(**out)
@@ -148,17 +173,31 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             raise ValueError("attention_mask has a clip with no real example; every clip needs at least one.")
         return mask
 
+    def _example_frames(self, examples, taps):
+        """[N, 96, 64] -> {n: [N, 6, D_n]} per-frame features of layer #n for n in `taps`.
+
+        Examples are independent, so they run in chunks: on CPU, chunks of 32 keep each activation
+        under ~50 MB (conv1 gives 1.6 MB per example) however long the clips or large the batch.
+        """
+        step = EXAMPLES_PER_CHUNK if examples.device.type == "cpu" else EXAMPLES_PER_CHUNK_ACCELERATOR
+        chunks = []
+        for start in range(0, len(examples), step):
+            outputs = self._run_layers(examples[start : start + step], taps)
+            chunks.append({n: self._frames(n, output) for n, output in outputs.items()})
+        return {n: torch.cat([chunk[n] for chunk in chunks]) for n in taps}
+
     def _run_layers(self, examples, taps):
         """[N, 96, 64] -> {n: output of layer #n} for n in `taps` (0 = input), up to the last tapped layer."""
-        x = examples.unsqueeze(1).contiguous(memory_format=torch.channels_last)  # NHWC: faster CPU/GPU convs
+        x = examples.unsqueeze(1)
         outputs = {0: x} if 0 in taps else {}
         modules = list(self.features) + list(self.fc)
         for index, module in enumerate(modules[: max(taps)]):
             if index == len(self.features):
                 x = x.permute(0, 2, 3, 1).reshape(x.shape[0], -1)  # TF flattens NHWC: (time, mel, channel)
-            x = module(x)
-            if index + 1 in taps:
-                outputs[index + 1] = x
+            x = module(x)  # channels-last (NHWC) maps from conv1 on: much faster pooling and convolutions
+            if index + 1 in taps:  # the ReLUs work in place, so a pre-activation output is copied
+                next_is_relu = index + 1 < len(modules) and isinstance(modules[index + 1], nn.ReLU)
+                outputs[index + 1] = x.clone() if next_is_relu else x
         return outputs
 
     def _frames(self, n, output):

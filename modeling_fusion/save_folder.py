@@ -11,23 +11,37 @@ def _class_path(cls):
     return f"{cls.__module__.rsplit('.', 1)[-1]}.{cls.__name__}"
 
 
+def _model_classes(model):
+    """(base model class, ForAudioClassification class) of a head model, or of a base model by its
+    backbone's registration (VGGish is published as a base model: it has no released classifier)."""
+    base = getattr(model, model.base_model_prefix, None)
+    if base is not None:
+        return type(base), type(model)
+    from . import BACKBONES
+
+    for _, base_class, head_class, _ in BACKBONES.values():
+        if base_class.__name__ == type(model).__name__:
+            return base_class, head_class
+    raise ValueError(f"{type(model).__name__} is not a model of this package")
+
+
 def save_model_folder(model, feature_extractor, output_dir):
-    """Save a ForAudioClassification `model` and its feature extractor so that AutoConfig, AutoModel,
-    AutoModelForAudioClassification, AutoFeatureExtractor and the "audio-embedding" pipeline all load
-    it with trust_remote_code=True.
+    """Save `model` (a ForAudioClassification model, or a base model) and its feature extractor so that
+    AutoConfig, AutoModel, AutoModelForAudioClassification, AutoFeatureExtractor and the
+    "audio-embedding" pipeline all load the folder with trust_remote_code=True.
 
     `save_pretrained` alone writes only the saved class's own auto entry, so the full map is set here.
     """
     output_dir = Path(output_dir)
-    base_class = type(getattr(model, model.base_model_prefix))
+    base_class, head_class = _model_classes(model)
     type(model.config).register_for_auto_class("AutoConfig")
     base_class.register_for_auto_class("AutoModel")
-    type(model).register_for_auto_class("AutoModelForAudioClassification")
+    head_class.register_for_auto_class("AutoModelForAudioClassification")
     type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
     model.config.auto_map = {
         "AutoConfig": _class_path(type(model.config)),
         "AutoModel": _class_path(base_class),
-        "AutoModelForAudioClassification": _class_path(type(model)),
+        "AutoModelForAudioClassification": _class_path(head_class),
     }
     model.config.custom_pipelines = {
         "audio-embedding": {"impl": _class_path(AudioEmbeddingPipeline), "pt": ["AutoModel"], "type": "audio"}
