@@ -47,6 +47,9 @@ def build_parser():
     parser.add_argument("--lr", type=float, help="probe learning rate for every task (default: 3e-4 or the paper's per-task value)")
     parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
                         help="extraction precision; auto = bf16 on a GPU that supports it, else fp32 (the paper's)")
+    parser.add_argument("--export-classifier", metavar="DIR",
+                        help="save the fusion's linear probe (seed 1, first run) as a ForAudioClassification folder "
+                             "(DIR/<task> with several tasks)")
     parser.add_argument("--revision", help="Hub revision of the model")
     parser.add_argument("--trust-remote-code", action="store_true",
                         help="run the model folder's own code (this package's models load without it)")
@@ -89,7 +92,7 @@ def run(args, tasks):
     settings = RunSettings(
         data_dir=args.data_dir, cache_dir=args.cache_dir, metadata_dir=args.metadata_dir,
         batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
-        skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr,
+        skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr, export_classifier=bool(args.export_classifier),
         cache_tags={"precision": precision, "datasets": _version("datasets").split(".")[0],
                     "torchcodec": _version("torchcodec")},
     )
@@ -112,6 +115,15 @@ def run(args, tasks):
                   **{name: _version(name) for name in PACKAGES}},
         timings={"total_seconds": time.perf_counter() - started, "model_load_seconds": loaded - started},
     )
+    if args.export_classifier:
+        from .export import export_classifier
+
+        for name, task in results["tasks"].items():
+            if "export" not in task:
+                raise ValueError(f"--export-classifier needs a fusion representation; {name} has none")
+            folder = Path(args.export_classifier) / (name if len(tasks) > 1 else "")
+            task["export"] = export_classifier(args.model, task.pop("export"), folder, args.revision,
+                                               args.trust_remote_code)
     paths = write_report(results, args.output)
     print(Path(paths["table"]).read_text())
     print(f"wrote {', '.join(str(p) for p in paths.values())}")

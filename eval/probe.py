@@ -51,11 +51,16 @@ class ProbeRandomness:
 
 @dataclass
 class ProbeResult:
+    """`weight` [C, D] and `bias` [C] are the best classifier with the StandardScaler folded in, so
+    logits = x @ weight.T + bias on *unscaled* embeddings (what `--export-classifier` ships)."""
+
     accuracy: float
     predictions: np.ndarray
     best_epoch: int
     epochs: int
     valid_accuracy: float
+    weight: np.ndarray = None
+    bias: np.ndarray = None
 
 
 def load_accuracy_metric():
@@ -120,12 +125,14 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
                 break
             wait += 1
     model.load_state_dict(best_state)
+    weight = best_state["weight"].double().cpu().numpy() / scaler.scale_  # fold (x - mean) / scale into the layer
+    bias = best_state["bias"].double().cpu().numpy() - weight @ scaler.mean_
     randomness.loader_seed()  # the test DataLoader's iterator
     x_test = torch.as_tensor(scaler.transform(x_test), dtype=torch.float32, device=device)
     predictions = _predict(model, x_test, TEST_BATCH)
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
-    return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc)
+    return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias)
 
 
 def _linear(in_features, out_features, generator):

@@ -34,6 +34,7 @@ class RunSettings:
     seeds: tuple = SEEDS
     crop_seed: int = 42
     lr: float | None = None
+    export_classifier: bool = False
     cache_tags: dict = field(default_factory=dict)
 
 
@@ -104,6 +105,9 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
         for seed in settings.seeds:
             randomness = ProbeRandomness(seed)
             folds = [_probe(run, embeddings, table.labels, randomness, lr, metric, device) for run in runs]
+            probes = [fold.pop("probe") for fold in folds]
+            if settings.export_classifier and rep.kind == "fusion" and "export" not in result:
+                result["export"] = _export(rep, seed, runs[0], probes[0], table)
             per_seed[str(seed)] = {"accuracy": float(np.mean([f["accuracy"] for f in folds])), "runs": folds}
         scores = [s["accuracy"] for s in per_seed.values()]
         result["representations"][rep.key] = {
@@ -171,7 +175,18 @@ def _probe(run, embeddings, labels, randomness, lr, metric, device):
     result = linear_probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
                           encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, **valid)
     return {"run": run.name, "accuracy": result.accuracy, "best_epoch": result.best_epoch, "epochs": result.epochs,
-            "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test)}
+            "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test),
+            "probe": (classes, result)}
+
+
+def _export(rep, seed, run, probe, table):
+    """The classifier `--export-classifier` ships: the fusion's probe of the first seed on the first run
+    (the test split, or fold 1 held out), with its test predictions to check the exported folder against."""
+    classes, result = probe
+    return {"representation": rep.key, "layers": list(rep.layers), "seed": seed, "run": run.name,
+            "classes": [str(c) for c in classes], "weight": result.weight, "bias": result.bias,
+            "test_files": [table.names[row] for row in run.test],
+            "test_predictions": [str(classes[i]) for i in result.predictions]}
 
 
 def _meta(model_key, table, task, unit, rule, embedder):

@@ -176,16 +176,18 @@ class AstFusionModel(AstFusionPreTrainedModel):
 
 
 class AstFusionForAudioClassification(AstFusionPreTrainedModel):
-    """AST with a classifier (LayerNorm + Linear): AST's AudioSet head on the plain embedding (527 labels,
-    sigmoid), or a probe on the fused embedding (`config.classifier_input == "fusion"`). Returns logits;
-    `labels` give a loss."""
+    """AST with a classifier: AST's AudioSet head (LayerNorm + Linear) on the plain embedding (527 labels,
+    sigmoid), or a linear probe on the fused embedding (`config.classifier_input == "fusion"`). Returns
+    logits; `labels` give a loss."""
 
     def __init__(self, config):
         super().__init__(config)
         self.ast_fusion = AstFusionModel(config)
-        plain = config.classifier_input == "plain"
-        width = config.ast_config["hidden_size"] if plain else config.hidden_size
-        self.classifier = AstClassifierHead(width, config.num_labels, config.classifier_layer_norm_eps)
+        if config.classifier_input == "plain":
+            width = config.ast_config["hidden_size"]
+            self.classifier = AstClassifierHead(width, config.num_labels, config.classifier_layer_norm_eps)
+        else:
+            self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.post_init()
 
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):

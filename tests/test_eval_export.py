@@ -1,0 +1,39 @@
+"""fusion-eval --export-classifier: the probe as a ForAudioClassification folder predicts what the probe did."""
+
+import json
+
+import numpy as np
+from eval_testing import synthetic_folder, tiny_cnn14_folder
+
+from conftest import run_clean_process
+from fusion_eval.audio import fix_length
+from fusion_eval.cli import main
+from fusion_eval.datasource import load_table
+from fusion_eval.tasks import resolve_task
+
+
+def test_exported_probe_predicts_like_fusion_eval(tmp_path):
+    synthetic_folder(tmp_path / "tones", clips_per_fold=12, folds=(1, 2, 3))
+    tiny_cnn14_folder(tmp_path / "model")
+    main(["--model", str(tmp_path / "model"), "--task", str(tmp_path / "tones"), "--unit-sec", "1.0",
+          "--split-column", "split", "--seeds", "42", "--cache-dir", str(tmp_path / "cache"),
+          "--output", str(tmp_path / "out"), "--export-classifier", str(tmp_path / "probe")])
+    export = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["tones"]["export"]
+    assert export["folder"] == str(tmp_path / "probe") and export["classes"] == ["high", "low", "mid"]
+    assert len(export["test_predictions"]) == 12
+
+    table = load_table(resolve_task(str(tmp_path / "tones"), unit_sec=1.0, split_column="split"), tmp_path, 16000)
+    index = {name: row for row, name in enumerate(table.names)}
+    clips = np.stack([fix_length(table.audio[index[name]]["audio"]["array"], 16000) for name in export["test_files"]])
+    np.save(tmp_path / "clips.npy", clips)
+    script = f"""
+    import json, numpy as np
+    from transformers import pipeline
+    classify = pipeline("audio-classification", model={str(tmp_path / "probe")!r}, trust_remote_code=True)
+    clips = np.load({str(tmp_path / "clips.npy")!r})
+    print(json.dumps({{"labels": [classify(clip, top_k=1)[0]["label"] for clip in clips],
+                       "scores": [sum(e["score"] for e in classify(clip, top_k=None)) for clip in clips[:2]]}}))
+    """
+    result = run_clean_process(script, tmp_path)
+    assert result["labels"] == export["test_predictions"]
+    np.testing.assert_allclose(result["scores"], 1.0, rtol=1e-5)  # single-label: softmax over the task's classes
