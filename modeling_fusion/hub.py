@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi, get_token
-from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
 from .convert import CONVERTERS
 from .model_card import render_card
@@ -46,19 +46,23 @@ def load_variant(name):
 
 
 def verify_checksums(path, source):
-    """sha256 must match where known (a ValueError otherwise); an md5 from a secondary source only warns."""
+    """sha256 (or the prefix a torch.hub file name carries) must match where known, else a ValueError;
+    an md5 from a secondary source only warns."""
     data = Path(path).read_bytes()
-    if source.get("sha256") and hashlib.sha256(data).hexdigest() != source["sha256"]:
-        raise ValueError(f"{path}: sha256 differs from the published {source['file_name']} ({source['sha256']}); "
-                         "re-download it, or pass --no-verify to build from a different file on purpose")
+    sha256 = hashlib.sha256(data).hexdigest()
+    expected = source.get("sha256") or source.get("sha256_prefix")
+    if expected and not sha256.startswith(expected):
+        raise ValueError(f"{path}: sha256 {sha256[:16]}... differs from the published {source['file_name']} "
+                         f"({expected}); re-download it, or pass --no-verify to build from a different file on purpose")
     if source.get("md5") and hashlib.md5(data).hexdigest() != source["md5"]:
         logger.warning(f"{path}: md5 differs from {source['md5']} ({source.get('md5_note', '')})")
 
 
 def apply_variant(folder, spec):
     """Reload the converted folder with the variant's model settings, check its front end, re-save."""
-    model = AutoModelForAudioClassification.from_pretrained(folder, **{
-        k: v for k, v in spec["config"].items() if k != "model_type"})
+    architecture = json.loads((Path(folder) / "config.json").read_text())["architectures"][0]
+    auto = AutoModelForAudioClassification if architecture.endswith("ForAudioClassification") else AutoModel
+    model = auto.from_pretrained(folder, **{k: v for k, v in spec["config"].items() if k != "model_type"})
     if model.config.model_type != spec["config"]["model_type"]:
         raise ValueError(f"the checkpoint converted to {model.config.model_type}, the variant is "
                          f"{spec['config']['model_type']}")

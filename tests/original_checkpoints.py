@@ -4,6 +4,7 @@ import torch
 from ast_reference import random_ast_head
 from panns_reference import random_panns_cnn14
 from test_ast_convert import original_layout
+from vggish_reference import random_torchvggish, torchvggish_checkpoint
 
 
 def cnn14_checkpoint(path, sampling_rate):
@@ -22,4 +23,5 @@ ORIGINAL_CHECKPOINTS = {
     "cnn14-16k-fusion-3-6": lambda path: cnn14_checkpoint(path, 16000),
     "cnn14-32k-fusion-3-6": lambda path: cnn14_checkpoint(path, 32000),
     "ast-audioset-fusion-5-12": ast_checkpoint,
+    "vggish-fusion-10-15": lambda path: torch.save(torchvggish_checkpoint(random_torchvggish(seed=3)), path),
 }

@@ -47,7 +47,7 @@ def test_clean_process_matches_package(built, tmp_path):
     config = json.load(open(folder + "/config.json"))
     out = {{"pooled": pooled.tolist(), "pipeline": result["embedding"].tolist(),
             "layers": [layer.tolist() for layer in result["layers"]]}}
-    if "AutoModelForAudioClassification" in config["auto_map"] and config.get("classifier_input") != "none":
+    if config["architectures"][0].endswith("ForAudioClassification"):  # published with a trained head
         out["top"] = pipeline("audio-classification", model=folder, trust_remote_code=True)(audio, top_k=2)
     print(json.dumps(out))
     """
@@ -76,7 +76,7 @@ def test_card_round_trips_with_model_index(built):
     if variant["card"].get("paper_row"):
         results = card.data.eval_results
         assert len(results) == 9 and all(r.metric_type == "accuracy" for r in results)
-    assert (folder / "LICENSE").read_text().count(variant["source"]["file_name"]) == 1
+    assert f"converted from {variant['source']['file_name']} (" in (folder / "LICENSE").read_text()
 
 
 class FakeHfApi:
