@@ -3,6 +3,7 @@
 import torch
 from ast_reference import random_ast_head
 from panns_reference import random_panns_cnn14
+from efficientat_testing import random_model
 from test_ast_convert import original_layout
 from vggish_reference import random_torchvggish, torchvggish_checkpoint
 
@@ -18,10 +19,20 @@ def ast_checkpoint(path):
     torch.save(original_layout(random_ast_head(seed=2, num_labels=527, **full)), path)
 
 
+def efficientat_checkpoint(path):
+    """mn04_as's flat upstream state dict (features.N.block.J..., classifier.2/.5), random weights."""
+    from modeling_fusion.convert_efficientat import key_mapping
+
+    model = random_model(seed=4)
+    ours = model.state_dict()
+    torch.save({upstream: ours[key] for upstream, key in key_mapping(model).items()}, path)
+
+
 # variant -> function(path) writing a random checkpoint of that variant's source layout
 ORIGINAL_CHECKPOINTS = {
     "cnn14-16k-fusion-3-6": lambda path: cnn14_checkpoint(path, 16000),
     "cnn14-32k-fusion-3-6": lambda path: cnn14_checkpoint(path, 32000),
     "ast-audioset-fusion-5-12": ast_checkpoint,
+    "efficientat-mn04-as-fusion-12-14": efficientat_checkpoint,
     "vggish-fusion-10-15": lambda path: torch.save(torchvggish_checkpoint(random_torchvggish(seed=3)), path),
 }
