@@ -10,7 +10,7 @@ setup(
     python_requires=">=3.11",
     packages=["modeling_fusion", "fusion_eval", "fusion_eval.metrics"],
     package_dir={"fusion_eval": "eval"},
-    package_data={"modeling_fusion": ["hub_configs/*/*"], "fusion_eval": ["metrics/*.py"]},
+    package_data={"fusion_eval": ["metrics/*.py"]},
     install_requires=[
         "torch>=2.9,<2.15",
         "transformers>=5.23,<6",

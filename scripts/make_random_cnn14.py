@@ -1,6 +1,6 @@
 """Save a CNN14-Fusion#3#6 folder with random weights: proves the evaluation pipeline, means nothing.
 
-    python scripts/make_random_cnn14.py --output /tmp/cnn14-random [--seed 0]
+    python scripts/make_random_cnn14.py --output models/cnn14-random [--seed 0]
 """
 
 import argparse

@@ -3,7 +3,7 @@
 # It proves the pipeline end to end; the numbers mean nothing about CNN14. Run from the repository root:
 #
 #     bash scripts/run_random_sweep.sh                      # writes eval/examples/random_cnn14/
-#     OUT=/tmp/dry bash scripts/run_random_sweep.sh --metadata-dir /tmp/subset   # extra args go to fusion-eval
+#     OUT=runs/dry bash scripts/run_random_sweep.sh --metadata-dir subset_metadata   # extra args go to fusion-eval
 #
 # DATA (default ../shared/data), OUT and MODEL (a folder to create) can be set in the environment.
 set -euo pipefail
