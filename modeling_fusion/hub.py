@@ -136,7 +136,9 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
         if args.command == "list":
-            print("\n".join(variants()))
+            for name in variants():
+                source = load_variant(name)["variant"]["source"]
+                print(f"{name:36s} {source['file_name']:28s} {source['url']}")
         elif args.command == "build":
             folder = build(args.variant, args.checkpoint, args.output, args.labels, args.results, args.push,
                            verify=not args.no_verify)
