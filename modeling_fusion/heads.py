@@ -1,6 +1,24 @@
-"""Loss of the audio-classification heads, chosen by `config.problem_type` (remote code: torch only)."""
+"""The audio-classification heads' forward and loss, shared by every backbone (remote code)."""
 
 import torch.nn.functional as F
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+
+def classify(model, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
+    """ForAudioClassification forward: `model.classifier` on the backbone's plain embedding
+    (`config.classifier_input == "plain"`, the released head) or on the fused embedding (a probe)."""
+    return_dict = model.config.return_dict if return_dict is None else return_dict
+    plain = model.config.classifier_input == "plain"
+    outputs = model.base_model(
+        input_values,
+        attention_mask=attention_mask,
+        output_hidden_states=output_hidden_states,
+        output_plain_embedding=plain,
+    )
+    logits = model.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
+    loss = None if labels is None else classification_loss(logits, labels, model.config)
+    output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+    return output if return_dict else output.to_tuple()
 
 
 def classification_loss(logits, labels, config):

@@ -4,11 +4,10 @@ embeddings and the AudioSet head."""
 import torch
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_efficientat import BLOCKS, NUM_STAGES, EfficientATFusionConfig, round_channels
 from .fusion import AudioFusionOutput, forward_by_length, fuse_layers, lengths_from_mask, pool_frames
-from .heads import classification_loss
+from .heads import classify
 
 
 class EfficientATConvNorm(nn.Module):
@@ -188,15 +187,4 @@ class EfficientATForAudioClassification(EfficientATPreTrainedModel):
         self.post_init()
 
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        plain = self.config.classifier_input == "plain"
-        outputs = self.efficientat(
-            input_values,
-            attention_mask=attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_plain_embedding=plain,
-        )
-        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
-        loss = None if labels is None else classification_loss(logits, labels, self.config)
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return classify(self, input_values, attention_mask, labels, output_hidden_states, return_dict)

@@ -4,11 +4,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
-from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_vggish import EXAMPLE_FRAMES, FRAMES_PER_EXAMPLE, NUM_LAYERS, PLAIN_LAYER, VGGishFusionConfig
 from .fusion import AudioFusionOutput, frame_features, pool_frames
-from .heads import classification_loss
+from .heads import classify
 
 CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A without its fifth group
 EXAMPLES_PER_CHUNK = 32  # on CPU, see VGGishFusionModel._example_frames
@@ -229,15 +228,4 @@ class VGGishForAudioClassification(VGGishPreTrainedModel):
         self.post_init()
 
     def forward(self, input_values, attention_mask=None, labels=None, output_hidden_states=None, return_dict=None):
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        plain = self.config.classifier_input == "plain"
-        outputs = self.vggish(
-            input_values,
-            attention_mask=attention_mask,
-            output_hidden_states=output_hidden_states,
-            output_plain_embedding=plain,
-        )
-        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
-        loss = None if labels is None else classification_loss(logits, labels, self.config)
-        output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
-        return output if return_dict else output.to_tuple()
+        return classify(self, input_values, attention_mask, labels, output_hidden_states, return_dict)
