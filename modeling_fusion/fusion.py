@@ -141,3 +141,31 @@ def forward_by_length(forward_fn, input_values, lengths, time_dim=1):
         frame_mask[rows, : out["last_hidden_state"].shape[1]] = True
     merged["frame_mask"] = frame_mask
     return merged
+
+
+def grouped_forward(model, input_values, attention_mask, output_hidden_states, output_plain_embedding, return_dict,
+                    forward_frames, min_frames=1, min_audio=""):
+    """The shared body of a base model's forward over frame-major `input_values` [B, T, ...].
+
+    Resolves the config defaults, checks every clip has at least `min_frames` real frames, runs
+    `forward_frames(values, output_hidden_states, plain)` once per clip length (`forward_by_length`)
+    and returns an `AudioFusionOutput` (a tuple without `return_dict`).
+    """
+    config = model.config
+    output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
+    return_dict = config.return_dict if return_dict is None else return_dict
+    lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
+    shortest = int(lengths.min())
+    if shortest == 0:
+        raise ValueError("attention_mask has a clip with no valid frames; drop it or give at least one frame.")
+    if shortest < min_frames:
+        raise ValueError(
+            f"{type(model).__name__} needs at least {min_frames} frames ({min_audio}); got a clip of {shortest} "
+            "frames. Zero-pad short audio before feature extraction."
+        )
+    plain = output_plain_embedding or config.embedding_type == "plain"
+    output = AudioFusionOutput(**forward_by_length(
+        lambda values: forward_frames(values, output_hidden_states, plain), input_values, lengths))
+    if not output_plain_embedding:
+        output.plain_embedding = None
+    return output if return_dict else output.to_tuple()

@@ -6,7 +6,7 @@ from torch import nn
 from transformers import ASTConfig, ASTModel, PreTrainedModel
 
 from .configuration_ast import AstFusionConfig
-from .fusion import AudioFusionOutput, forward_by_length, frame_features, lengths_from_mask, pool_frames
+from .fusion import frame_features, grouped_forward, pool_frames
 from .heads import classify
 
 
@@ -89,32 +89,14 @@ class AstFusionModel(AstFusionPreTrainedModel):
         return_dict=None,
     ):
         """input_values [B, T, num_mel_bins] normalised fbank; attention_mask [B, T] marks real frames."""
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         mel_bins, patch = self.config.ast_config["num_mel_bins"], self.config.ast_config["patch_size"]
         if input_values.ndim != 3 or input_values.shape[-1] != mel_bins:
             raise ValueError(
                 f"input_values must be a normalised fbank [batch, frames, {mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with AstFusionFeatureExtractor."
             )
-        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
-        if int(lengths.min()) < patch:
-            raise ValueError(
-                f"AST needs at least {patch} frames (0.175 s of audio); got a clip of {int(lengths.min())} frames. "
-                "Zero-pad short audio before feature extraction."
-            )
-        plain = output_plain_embedding or self.config.embedding_type == "plain"
-        last_block = self.config.num_layers if (output_hidden_states or plain) else max(self.config.fusion_layers)
-
-        def run(values):
-            return self._forward_frames(values, last_block, output_hidden_states, plain)
-
-        output = AudioFusionOutput(**forward_by_length(run, input_values, lengths))
-        if not output_plain_embedding:
-            output.plain_embedding = None
-        return output if return_dict else output.to_tuple()
+        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
+                               return_dict, self._forward_frames, patch, "0.175 s of audio")
 
     def embed(self, input_values):
         """[b, T, mel] -> tokens [b, 2 + f * t, D] with position embeddings adapted to t time patches."""
@@ -130,8 +112,9 @@ class AstFusionModel(AstFusionPreTrainedModel):
         positions = adapt_position_embeddings(embeddings.position_embeddings, self.config.patch_grid, time_patches)
         return embeddings.dropout(tokens + positions)
 
-    def _forward_frames(self, input_values, last_block, output_hidden_states, plain):
+    def _forward_frames(self, input_values, output_hidden_states, plain):
         last = self.config.num_layers
+        last_block = last if (output_hidden_states or plain) else max(self.config.fusion_layers)
         keep = set(range(last_block + 1)) if output_hidden_states else {*self.config.fusion_layers, last}
         hidden = self.embed(input_values)
         states = {0: hidden} if 0 in keep else {}

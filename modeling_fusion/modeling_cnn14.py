@@ -6,7 +6,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .configuration_cnn14 import Cnn14FusionConfig
-from .fusion import AudioFusionOutput, forward_by_length, fuse_layers, lengths_from_mask, pool_frames
+from .fusion import fuse_layers, grouped_forward, pool_frames
 from .heads import classify
 
 MIN_FRAMES = 32
@@ -68,33 +68,16 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
         return_dict=None,
     ):
         """input_values [B, T, num_mel_bins] log-mel (dB); attention_mask [B, T] marks real frames."""
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if input_values.ndim != 3 or input_values.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with Cnn14FeatureExtractor."
             )
-        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
-        if int(lengths.min()) < MIN_FRAMES:
-            raise ValueError(
-                f"CNN14 needs at least {MIN_FRAMES} frames (about 0.31 s); got a clip of {int(lengths.min())} frames. "
-                "Zero-pad short audio before feature extraction."
-            )
-        plain = output_plain_embedding or self.config.embedding_type == "plain"
+        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
+                               return_dict, self._forward_frames, MIN_FRAMES, "about 0.31 s of audio")
+
+    def _forward_frames(self, log_mel, output_hidden_states, plain):
         last_block = 6 if (output_hidden_states or plain) else max(self.config.fusion_layers)
-
-        def run(values):
-            return self._forward_frames(values, last_block, output_hidden_states, plain)
-
-        output = AudioFusionOutput(**forward_by_length(run, input_values, lengths))
-        if not output_plain_embedding:
-            output.plain_embedding = None
-        return output if return_dict else output.to_tuple()
-
-    def _forward_frames(self, log_mel, last_block, output_hidden_states, plain):
         x = self.bn0(log_mel.unsqueeze(1).transpose(1, 3)).transpose(1, 3)  # [b, 1, T, F], BN per mel bin
         maps = [x.contiguous(memory_format=torch.channels_last)]  # faster convolutions on CPU (oneDNN)
         for block in self.blocks()[:last_block]:

@@ -6,7 +6,7 @@ from torch import nn
 from transformers import PreTrainedModel
 
 from .configuration_efficientat import BLOCKS, NUM_STAGES, EfficientATFusionConfig, round_channels
-from .fusion import AudioFusionOutput, forward_by_length, fuse_layers, lengths_from_mask, pool_frames
+from .fusion import fuse_layers, grouped_forward, pool_frames
 from .heads import classify
 
 
@@ -112,30 +112,16 @@ class EfficientATFusionModel(EfficientATPreTrainedModel):
         return_dict=None,
     ):
         """input_values [B, T, num_mel_bins] normalised log-mel; attention_mask [B, T] marks real frames."""
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
         if input_values.ndim != 3 or input_values.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with EfficientATFeatureExtractor."
             )
-        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
-        if int(lengths.min()) < 1:
-            raise ValueError("attention_mask has a clip with no valid frames; drop it or give at least one frame.")
-        plain = output_plain_embedding or self.config.embedding_type == "plain"
+        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
+                               return_dict, self._forward_frames)
+
+    def _forward_frames(self, log_mel, output_hidden_states, plain):
         num_stages = NUM_STAGES if (output_hidden_states or plain) else max(self.config.fusion_layers)
-
-        def run(values):
-            return self._forward_frames(values, num_stages, output_hidden_states, plain)
-
-        output = AudioFusionOutput(**forward_by_length(run, input_values, lengths))
-        if not output_plain_embedding:
-            output.plain_embedding = None
-        return output if return_dict else output.to_tuple()
-
-    def _forward_frames(self, log_mel, num_stages, output_hidden_states, plain):
         maps = self.feature_maps(log_mel, num_stages)
         layer_maps = [log_mel.unsqueeze(1)] + [m.transpose(2, 3) for m in maps]  # [b, C, T, F], index = layer
         strides = [1] + self.config.time_strides
