@@ -35,6 +35,10 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
     64 HTK mel bands (125-7500 Hz) and log(x + 0.01). Frames are grouped into non-overlapping 0.96 s
     examples of 96 frames; an incomplete trailing example is dropped, as in the reference.
 
+    The same front end serves YAMNet through parameters: `log_offset` 0.001, examples ("patches")
+    every `example_hop_frames` = 48 frames (0.48 s), and `pad_end=True`, which zero-pads the audio
+    to a whole number of hops instead of dropping the tail (YAMNet's `features.pad_waveform`).
+
     Short audio: a clip under one example (15600 samples, 0.975 s) is zero-padded at its end to
     15600 samples and so gives exactly one example (the reference would return none). This is what
     the paper's pipeline does too, padding every clip to the task's length. Clips with fewer examples
@@ -54,6 +58,8 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         f_max=7500.0,
         log_offset=0.01,
         example_frames=96,
+        example_hop_frames=None,
+        pad_end=False,
         padding_value=0.0,
         return_attention_mask=True,
         **kwargs,
@@ -71,6 +77,8 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         self.f_max = f_max
         self.log_offset = log_offset
         self.example_frames = example_frames
+        self.example_hop_frames = example_hop_frames or example_frames
+        self.pad_end = bool(pad_end)
         # `window` and `mel_filters` are derived, and SequenceFeatureExtractor.to_dict() leaves them out.
         n = torch.arange(window_length, dtype=torch.float64)
         self.window = 0.5 - 0.5 * torch.cos(2 * math.pi * n / window_length)  # periodic Hann
@@ -89,9 +97,11 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         return (self.example_frames - 1) * self.hop_length + self.window_length
 
     def num_examples(self, num_samples):
-        """Examples from a clip of `num_samples` (at least 1: short clips are zero-padded)."""
-        frames = 1 + (max(num_samples, self.example_samples) - self.window_length) // self.hop_length
-        return frames // self.example_frames
+        """Examples from a clip of `num_samples` (at least 1: short clips are zero-padded); with
+        `pad_end`, a partial hop past the last whole example adds one more example."""
+        hop_samples = self.example_hop_frames * self.hop_length
+        extra = max(num_samples - self.example_samples, 0)
+        return 1 + (-(-extra // hop_samples) if self.pad_end else extra // hop_samples)
 
     def log_mel(self, frames):
         """[b, T, 400] float32 samples (any strides) -> [b, T, 64] float32 log-mel.
@@ -109,27 +119,28 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
 
         Clips with the same number of examples are framed together and transformed in blocks of
         about FRAMES_PER_BLOCK frames: faster than one large transform, and bounded memory.
+        Overlapping examples (`example_hop_frames` < `example_frames`) share their frames' log-mel.
         """
         counts = [self.num_examples(len(clip)) for clip in clips]
-        longest, frames_per_example = max(counts), self.example_frames
+        longest, frames_per_example, hop = max(counts), self.example_frames, self.example_hop_frames
         values = torch.full((len(clips), longest, frames_per_example, self.feature_size), float(self.padding_value))
         for count in sorted(set(counts)):
             rows = [row for row, n in enumerate(counts) if n == count]
-            samples = (count * frames_per_example - 1) * self.hop_length + self.window_length
+            num_frames = (count - 1) * hop + frames_per_example
+            samples = (num_frames - 1) * self.hop_length + self.window_length
             waves = torch.zeros(len(rows), samples)
             for index, row in enumerate(rows):
                 clip = clips[row][:samples]
                 waves[index, : len(clip)] = torch.from_numpy(clip)
-            frames = waves.unfold(1, self.window_length, self.hop_length)  # [b, count * 96, 400], a view
-            row_step = max(1, FRAMES_PER_BLOCK // frames_per_example)
+            frames = waves.unfold(1, self.window_length, self.hop_length)  # [b, num_frames, 400], a view
+            log_mel = torch.empty(len(rows), num_frames, self.feature_size)
+            row_step = max(1, FRAMES_PER_BLOCK // num_frames)
             for first in range(0, len(rows), row_step):
-                block_rows = rows[first : first + row_step]
-                step = max(1, FRAMES_PER_BLOCK // (len(block_rows) * frames_per_example))
-                for start in range(0, count, step):
-                    stop = min(start + step, count)
-                    block = frames[first : first + row_step, start * frames_per_example : stop * frames_per_example]
-                    log_mel = self.log_mel(block).reshape(len(block_rows), stop - start, frames_per_example, -1)
-                    values[block_rows, start:stop] = log_mel
+                last = min(first + row_step, len(rows))
+                step = max(1, FRAMES_PER_BLOCK // (last - first))
+                for start in range(0, num_frames, step):
+                    log_mel[first:last, start : start + step] = self.log_mel(frames[first:last, start : start + step])
+            values[rows, :count] = log_mel.unfold(1, frames_per_example, hop).transpose(2, 3)  # [b, count, 96, 64]
         mask = np.arange(longest)[None, :] < np.array(counts)[:, None]
         return values.numpy(), mask.astype(np.int32)
 
