@@ -19,6 +19,7 @@ setup(
         "numpy>=2.0",
         "scipy>=1.14",
         "soundfile>=0.13",
+        "soxr>=1.0",
         "tqdm>=4.66",
     ],
     extras_require={

@@ -1,4 +1,4 @@
-"""Clips as the paper feeds them: decoded and resampled by `datasets`, fixed to `unit_sec`.
+"""Clips as the paper feeds them: decoded and resampled by the package's input path, fixed to `unit_sec`.
 
 Shorter clips are zero-padded at the end. Longer clips are cropped: from the start in the "start"
 view (test clips), at a random offset in the "random" view (train/valid clips). The offset is drawn
@@ -44,12 +44,11 @@ class ClipDataset(torch.utils.data.Dataset):
     def __getitem__(self, index):
         row = int(self.rows[index])
         try:
-            wave = self.table.audio[row]["audio"]["array"]
-        except Exception as error:  # torchcodec/FFmpeg raise RuntimeError; a missing file, OSError
+            wave = self.table.wave(row)  # load_audio: the file's own rate -> soxr, as fusion-embed
+        except ValueError as error:
             if not self.skip_bad:
                 raise ValueError(
-                    f"cannot decode audio file {self.table.names[row]} ({self.table.source}): {error}. "
-                    "Fix or remove it, or pass --skip-bad to skip unreadable files."
+                    f"{error} (in {self.table.source}). Fix or remove it, or pass --skip-bad to skip unreadable files."
                 ) from error
             return {"row": row, "wave": np.zeros(self.unit_samples, np.float32), "length": 0, "ok": False}
         offset = crop_offset(len(wave), self.unit_samples, self.view, self.crop_seed, row)

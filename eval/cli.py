@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 
+from modeling_fusion.audio_input import resampler_tag
+
 from .tasks import TASKS, resolve_task
 
 DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
 DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
-PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "accelerate", "evaluate", "scikit-learn", "numpy",
+PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "soundfile", "soxr", "accelerate", "evaluate", "scikit-learn", "numpy",
             "huggingface_hub", "modeling-fusion")
 
 
@@ -93,8 +95,7 @@ def run(args, tasks):
         data_dir=args.data_dir, cache_dir=args.cache_dir, metadata_dir=args.metadata_dir,
         batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
         skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr, export_classifier=bool(args.export_classifier),
-        cache_tags={"precision": precision, "datasets": _version("datasets").split(".")[0],
-                    "torchcodec": _version("torchcodec")},
+        cache_tags={"precision": precision, "resampler": list(resampler_tag()), "soundfile": _version("soundfile")},
     )
     plans = [plan_task(task, embedder, settings) for task in tasks]
     prepared = [prepare_task(accelerator, embedder, model_key, task, *plan, settings) for task, plan in zip(tasks, plans)]

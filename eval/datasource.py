@@ -1,4 +1,8 @@
-"""Load a task's rows: audio (a `datasets` column decoded and resampled on access), labels, split/fold.
+"""Load a task's rows: audio (a `datasets` column of undecoded files), labels, split/fold.
+
+The audio column is cast with `Audio(decode=False)` (path or bytes): `TaskTable.wave` decodes it at
+the file's own rate and resamples with the package's one input path (`modeling_fusion.audio_input.
+load_audio`, soxr HQ), so fusion-eval sees the same samples as fusion-embed and the pipeline.
 
 Local data is a folder with a `metadata.csv` (audiofolder layout: `file_name` relative to the
 folder), or EVAR's layout: audio under `--data-dir/<folder>` and `<metadata-dir>/<folder>.csv`.
@@ -13,12 +17,15 @@ import numpy as np
 import pandas as pd
 from datasets import Audio, ClassLabel, Dataset, concatenate_datasets, load_dataset
 
+from modeling_fusion.audio_input import load_audio
+
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 
 
 @dataclass
 class TaskTable:
-    """Rows of one task. audio: Dataset with one `audio` column; the rest are arrays of n rows."""
+    """Rows of one task. audio: Dataset with one undecoded `audio` column ({"path", "bytes"}); the rest
+    are arrays of n rows; sampling_rate: the rate `wave` returns, in Hz."""
 
     audio: Dataset
     names: list
@@ -27,9 +34,14 @@ class TaskTable:
     fold: np.ndarray | None
     source: str
     source_key: str
+    sampling_rate: int
 
     def __len__(self):
         return len(self.names)
+
+    def wave(self, row):
+        """Row `row`'s audio -> mono float32 [N] at `sampling_rate` (ValueError naming the file if unreadable)."""
+        return load_audio(self.audio[row]["audio"], self.sampling_rate, name=self.names[row])
 
 
 def load_table(task, data_dir, sampling_rate, metadata_dir=None):
@@ -61,9 +73,9 @@ def _local_table(task, folder, metadata, sampling_rate):
             f"task {task.name!r}: none of the first files of {metadata} exist under {folder} (e.g. {paths[0]}); "
             "check --data-dir / --metadata-dir."
         )
-    audio = Dataset.from_dict({"audio": paths}).cast_column("audio", Audio(sampling_rate=sampling_rate))
+    audio = Dataset.from_dict({"audio": paths}).cast_column("audio", Audio(decode=False))
     key = hashlib.sha256(metadata.read_bytes() + str(folder.resolve()).encode()).hexdigest()
-    return _table(task, audio, names, frame, str(folder.resolve()), key)
+    return _table(task, audio, names, frame, str(folder.resolve()), key, sampling_rate)
 
 
 def _hub_table(task, sampling_rate):
@@ -79,11 +91,11 @@ def _hub_table(task, sampling_rate):
         frame["split"] = split_name
         frames.append(frame)
         parts.append(part.select_columns(["audio"]))
-    audio = concatenate_datasets(parts).cast_column("audio", Audio(sampling_rate=sampling_rate))
+    audio = concatenate_datasets(parts).cast_column("audio", Audio(decode=False))
     frame = pd.concat(frames, ignore_index=True)
     names = [f"{task.hub_id} row {i}" for i in range(len(frame))]
     key = hashlib.sha256(f"{task.hub_id}/{task.hub_config}/{[p._fingerprint for p in parts]}".encode()).hexdigest()
-    return _table(task, audio, names, frame, task.hub_id, key)
+    return _table(task, audio, names, frame, task.hub_id, key, sampling_rate)
 
 
 def _require_columns(task, columns, where, hub=False):
@@ -101,7 +113,7 @@ def _require_columns(task, columns, where, hub=False):
             raise ValueError(f"{where} has no column {column!r} (set by {option}); columns are {list(columns)}")
 
 
-def _table(task, audio, names, frame, source, key):
+def _table(task, audio, names, frame, source, key, sampling_rate):
     labels = frame[task.label_column].astype(str).to_numpy()
     split_column = task.split_column or (None if task.fold_column else ("split" if "split" in frame else None))
     fold_column = task.fold_column or (None if split_column else "fold")
@@ -116,4 +128,4 @@ def _table(task, audio, names, frame, source, key):
         fold = frame[fold_column].to_numpy()
         if not np.issubdtype(fold.dtype, np.integer):
             raise ValueError(f"{source}: fold column {fold_column!r} must hold integers, got {fold.dtype}")
-    return TaskTable(audio, names, labels, split, fold, source, key)
+    return TaskTable(audio, names, labels, split, fold, source, key, sampling_rate)

@@ -76,11 +76,11 @@ BAD_INPUTS = [
     (dict(raw_audio=noise(0.17), sampling_rate=16000), "at least 2800 samples"),
     (dict(raw_audio=np.full(16000, np.nan, np.float32), sampling_rate=16000), "NaN"),
     (dict(raw_audio=np.zeros((16000, 2), np.float32), sampling_rate=16000), "2-channel"),
-    (dict(raw_audio=(noise(1.0) * 32767).astype(np.int16), sampling_rate=16000), "integer PCM"),
+    (dict(raw_audio=np.zeros(16000, np.uint16), sampling_rate=16000), "dtype uint16"),  # int16 is scaled
 ]
 
 
-@pytest.mark.parametrize("kwargs, message", BAD_INPUTS, ids=["rate", "empty", "short", "nan", "stereo", "int16"])
+@pytest.mark.parametrize("kwargs, message", BAD_INPUTS, ids=["rate", "empty", "short", "nan", "stereo", "uint16"])
 def test_bad_audio_is_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         AstFusionFeatureExtractor()(**kwargs)

@@ -142,7 +142,7 @@ def test_bad_config(options, message):
         (np.zeros(32000, np.float32), 16000, "expects 32000 Hz"),
         (np.zeros(513, np.float32), 32000, "needs at least 514 samples"),
         (np.zeros((32000, 2), np.float32), 32000, "2-channel"),
-        (np.zeros(32000, np.int16), 32000, "integer PCM"),
+        (np.zeros(32000, np.uint16), 32000, "dtype uint16"),  # int16 PCM is scaled, see test_input_paths
         (np.full(32000, np.nan, np.float32), 32000, "NaN"),
     ],
 )

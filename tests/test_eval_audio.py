@@ -63,15 +63,15 @@ def test_dataset_decodes_resamples_and_fixes(table):
         else:
             offset = crop_offset(item["length"], unit, "random", 42, index)
             assert offset > 0
-            full = table.audio[index]["audio"]["array"]
+            full = table.wave(index)
             np.testing.assert_array_equal(moved["wave"], full[offset:offset + unit])
 
 
 def test_unreadable_file_is_named_or_skipped(table, tmp_path):
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio at all" * 50)
-    broken = type(table)(Dataset.from_dict({"audio": [str(bad)]}).cast_column("audio", Audio(sampling_rate=16000)),
-                         ["broken.wav"], np.array(["x"]), None, np.array([1]), str(tmp_path), "k")
+    broken = type(table)(Dataset.from_dict({"audio": [str(bad)]}).cast_column("audio", Audio(decode=False)),
+                         ["broken.wav"], np.array(["x"]), None, np.array([1]), str(tmp_path), "k", 16000)
     with pytest.raises(ValueError, match="cannot decode audio file broken.wav.*--skip-bad"):
         ClipDataset(broken, [0], "start", 16000, 42)[0]
     item = ClipDataset(broken, [0], "start", 16000, 42, skip_bad=True)[0]

@@ -53,7 +53,7 @@ def test_fsdd_slice_sweep(tmp_path):
     table = load_table(task, data.parent, 16000, tmp_path / "meta")
     start = cached(tmp_path / "cache", "start-*")
     rows = start.rows[:4]
-    clips = [fix_length(table.audio[int(r)]["audio"]["array"], 16000) for r in rows]
+    clips = [fix_length(table.wave(int(r)), 16000) for r in rows]
     direct = embedder.embed(embedder.feature_extractor(clips, sampling_rate=16000, return_tensors="pt"))
     for key in ("fusion_3_6", "layer_2", "plain"):
         np.testing.assert_allclose(start.load(key)[:4], direct[key].numpy(), rtol=1e-5, atol=1e-7 * direct[key].abs().max().item())
@@ -103,7 +103,7 @@ def test_transformers_baseline_layers(tones, tmp_path):
     assert results["runs"] == ["fold 1", "fold 2", "fold 3"]
     start = cached(tmp_path / "cache", "start-*")
     table = load_table(resolve_task(str(tones / "tones"), unit_sec=1.0, fold_column="fold"), tones, 16000)
-    clip = fix_length(table.audio[5]["audio"]["array"], 16000)
+    clip = fix_length(table.wave(5), 16000)
     model = Wav2Vec2Model.from_pretrained(tmp_path / "w2v").eval()
     features = Wav2Vec2FeatureExtractor.from_pretrained(tmp_path / "w2v")(clip, sampling_rate=16000, return_tensors="pt")
     with torch.no_grad():

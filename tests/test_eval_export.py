@@ -24,7 +24,7 @@ def test_exported_probe_predicts_like_fusion_eval(tmp_path):
 
     table = load_table(resolve_task(str(tmp_path / "tones"), unit_sec=1.0, split_column="split"), tmp_path, 16000)
     index = {name: row for row, name in enumerate(table.names)}
-    clips = np.stack([fix_length(table.audio[index[name]]["audio"]["array"], 16000) for name in export["test_files"]])
+    clips = np.stack([fix_length(table.wave(index[name]), 16000) for name in export["test_files"]])
     np.save(tmp_path / "clips.npy", clips)
     script = f"""
     import json, numpy as np

@@ -132,4 +132,4 @@ def test_hub_source_concatenates_splits(folder, tmp_path):
     assert table.source == str(folder) and len(table) == 18
     np.testing.assert_array_equal(np.sort(table.fold), np.repeat([1, 2, 3], 6))
     assert sorted(set(table.labels)) == ["high", "low", "mid"]
-    assert table.audio[0]["audio"]["sampling_rate"] == 16000
+    assert table.sampling_rate == 16000 and table.wave(0).dtype == np.float32
