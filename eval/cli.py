@@ -1,6 +1,7 @@
 """`fusion-eval`: linear evaluation of a model's representations on the paper's tasks (or any local one).
 
     fusion-eval --model DIR_OR_HUB_ID --task fsdd us8k-3folds --output runs/x [--sweep] [--layers 3 6]
+    fusion-eval --list-tasks [--data-dir D]     (every task, its source, and whether its data is here)
 
 Runs on one CPU/GPU, or on N GPUs with `accelerate launch --multi_gpu --num_processes N -m fusion_eval.cli ...`.
 """
@@ -17,7 +18,7 @@ import torch
 
 from modeling_fusion.audio_input import resampler_tag
 
-from .tasks import TASKS, resolve_task
+from .tasks import TASKS, list_tasks, resolve_task
 
 DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
 DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
@@ -25,13 +26,26 @@ PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "soundfile", "sox
             "huggingface_hub", "modeling-fusion")
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows a default once: not for None/False defaults, nor when the help text already names it."""
+
+    def _get_help_string(self, action):
+        if action.default is None or action.default is False or "default:" in (action.help or ""):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fusion-eval", description=__doc__.split("\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--model", required=True, help="model folder or Hub id (this package's or any transformers audio model)")
-    parser.add_argument("--task", nargs="+", required=True,
-                        help=f"registry names ({', '.join(TASKS)}) or folders with a metadata.csv")
-    parser.add_argument("--output", required=True, help="directory for results.json, results.md, layers.png, model_index.yaml")
+                                     formatter_class=_HelpFormatter)
+    parser.add_argument("--list-tasks", action="store_true",
+                        help="list every registry task (source, split rule, clip length, data found under "
+                             "--data-dir/--metadata-dir) and exit; needs no model and no network")
+    parser.add_argument("--model", help="model folder or Hub id (this package's or any transformers audio model); required")
+    parser.add_argument("--task", nargs="+",
+                        help=f"registry names ({', '.join(TASKS)}), folders (with a metadata.csv, or parquet shards "
+                             "data/<split>-*.parquet), or Hub dataset ids owner/name[@revision]; required")
+    parser.add_argument("--output", help="directory for results.json, results.md, layers.png, model_index.yaml; required")
     parser.add_argument("--layers", nargs="+", type=int, help="layers to fuse (default: the model's configured fusion)")
     parser.add_argument("--sweep", action="store_true", help="also probe every single layer (and the plain embedding)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding each task's folder ($FUSION_EVAL_DATA_DIR)")
@@ -39,7 +53,11 @@ def build_parser():
     parser.add_argument("--label-column", help="label column (overrides the registry)")
     parser.add_argument("--split-column", help="column of train/valid/test")
     parser.add_argument("--fold-column", help="column of integer folds (leave-one-fold-out)")
-    parser.add_argument("--unit-sec", type=float, help="clip length in seconds (required for a custom folder)")
+    parser.add_argument("--unit-sec", type=float, help="clip length in seconds (required for a custom task)")
+    parser.add_argument("--split-file", metavar="CSV",
+                        help="CSV of file_name (or the --join-column name) and split or fold, optionally label, joined "
+                             "onto the dataset by file base name; rows absent from it are dropped and counted")
+    parser.add_argument("--join-column", help="dataset column holding each clip's file name, for --split-file")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable audio files (counted in results.json)")
     parser.add_argument("--batch-size", type=int, default=32, help="extraction batch per process")
     parser.add_argument("--num-workers", type=int, default=0, help="dataloader workers decoding audio, per process")
@@ -61,14 +79,20 @@ def build_parser():
 def main(argv=None):
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.list_tasks:
+        print(list_tasks(args.data_dir, args.metadata_dir))
+        return
+    missing = [f"--{name}" for name in ("model", "task", "output") if not getattr(args, name)]
+    if missing:
+        parser.error(f"the following arguments are required: {', '.join(missing)} (or --list-tasks)")
     for name in ("batch_size", "chunk_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.num_workers < 0:
         parser.error("--num-workers must be >= 0")
     try:
-        tasks = [resolve_task(spec, args.unit_sec, args.label_column, args.split_column, args.fold_column)
-                 for spec in args.task]
+        tasks = [resolve_task(spec, args.unit_sec, args.label_column, args.split_column, args.fold_column,
+                              args.split_file, args.join_column) for spec in args.task]
         run(args, tasks)
     except (ValueError, OSError) as error:  # bad input, or a model/data path that cannot be read
         parser.exit(2, f"fusion-eval: error: {error}\n")
