@@ -1,0 +1,310 @@
+"""Bounded-memory embedding of one clip of any length: overlapping chunks, stitched fused frames.
+
+    from modeling_fusion.chunking import embed_long_clip
+    out = embed_long_clip(model, feature_extractor, audio)   # audio: 1-D float at the extractor's rate
+    out.pooler_output [1, D], out.last_hidden_state [1, T, D], with output_hidden_states also
+    out.pooled_hidden_states (per-layer clip embeddings [1, D_l]; per-layer frames are not kept)
+
+Clips of at most `chunk_length_s` seconds (default 30 s) run whole, exactly as `model(**extractor(audio))`
+does today. Longer clips are cut on one grid of *units* (one fused frame; a 0.96 s example for VGGish):
+chunk k keeps units [kK, (k+1)K) (K ~ chunk_length_s) and is run with C units of context on each side
+(C covers the backbone's receptive field), whose frames are dropped before stitching. Every chunk starts on
+a unit boundary, so its frames fall on the whole clip's frame grid; the first chunk starts and the last
+ends where the clip does, so the clip's edges are treated as in a whole-clip pass. The clip embedding is
+pooled with running sum / count / max over the kept frames, and frames go into one preallocated
+[T, D] tensor: memory is that of one chunk plus the output frames (none with `return_frames=False`).
+
+How chunked frames differ from a whole-clip pass (measured on 30 s noise clips, random weights, chunks of
+10 s; `benchmarks/results/long_clips.md`):
+- CNN14: no global operation, context (8 units = 256 input frames) > the receptive field's half-width
+  (142 input frames for ConvBlock 6 + 32 for the fused frame + 2 frames of front-end padding): frames
+  equal a whole-clip pass up to float32 rounding of convolutions on different tensor sizes.
+- VGGish: examples are encoded independently: chunked frames equal the whole-clip pass.
+- EfficientAT: the squeeze-excitation gates average over the whole input, so every frame depends on
+  the whole clip; chunks see their own (chunk + context) average instead. An approximation.
+- AST: global self-attention; long clips run in 10.24 s windows (the checkpoint's 101-patch position
+  grid, used as is) with 2 s context on each side, like the original model's 10.24 s input. An
+  approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
+- Clip embeddings that are not a pooling of the frames (plain embeddings, AST "cls+dist") are the
+  frame-count-weighted mean of the chunks' clip embeddings: an approximation.
+
+Remote code: imports only numpy, torch and sibling files.
+"""
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from .fusion import POOLINGS, AudioFusionOutput
+
+DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's result); longer ones in chunks
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """How a model's fused frames sit on the waveform, in samples at the feature extractor's rate.
+
+    unit_samples: samples between chunk grid units (one fused frame; one VGGish example).
+    frames_per_unit: fused frames per unit.
+    context_units: units of context run on each side of a chunk and dropped (>= the receptive field).
+    tail_samples: samples past its `unit_samples` that the last unit of a chunk reads.
+    window_units: most units one chunk may span including context (AST: its 101-patch grid), or None.
+    first_centre: sample position of fused frame 0's centre; frame j is at first_centre + j * frame_hop.
+    num_frames: fused frames of a whole clip of N samples, as the model gives them.
+    exact: whether chunked frames equal a whole-clip pass (up to float rounding).
+    pooled_from_frames: whether `pooler_output` is `config.pooling` of the frames (else a mean of chunks').
+    layers_from_frames: likewise for `pooled_hidden_states`.
+    layer_frames_per_unit: frames per unit of `hidden_states` (the backbone's final frame rate).
+    """
+
+    unit_samples: int
+    frames_per_unit: int
+    context_units: int
+    tail_samples: int
+    window_units: Optional[int]
+    first_centre: float
+    num_frames: Callable[[int], int]
+    exact: bool
+    pooled_from_frames: bool
+    layers_from_frames: bool
+    layer_frames_per_unit: int = 1
+
+    @property
+    def frame_hop(self):
+        """Samples between consecutive fused frames (may be fractional)."""
+        return self.unit_samples / self.frames_per_unit
+
+    def timestamps_ms(self, num_frames, sampling_rate):
+        """Centres of fused frames 0..num_frames-1 in milliseconds, float64 [num_frames]."""
+        centres = self.first_centre + np.arange(num_frames, dtype=np.float64) * self.frame_hop
+        return centres * (1000.0 / sampling_rate)
+
+
+def _frame_pooling(config):
+    return getattr(config, "pooling", None) in POOLINGS
+
+
+def _cnn14(config, extractor):
+    hop = extractor.hop_length
+    max_stride = config.time_strides[-1]  # 32 input frames: every layer's frames align on this grid
+    fused = max(config.time_strides[l - 1] for l in config.fusion_layers) if config.embedding_type == "fusion" \
+        else max_stride
+    per_unit = max_stride // fused
+    # avg pools: a fused frame of `fused` input frames centres on their mean; input frame t is centred at t * hop
+    return ChunkSpec(
+        unit_samples=max_stride * hop, frames_per_unit=per_unit, context_units=8,
+        tail_samples=max(extractor.n_fft // 2 - hop, 0), window_units=None, first_centre=(fused - 1) / 2 * hop,
+        num_frames=lambda n: (1 + n // hop) // fused, exact=True,
+        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
+        layers_from_frames=_frame_pooling(config))
+
+
+def _efficientat(config, extractor):
+    hop = extractor.hop_length
+    max_stride = config.time_strides[-1]
+    fused = max(config.time_strides[l - 1] for l in config.fusion_layers) if config.embedding_type == "fusion" \
+        else max_stride
+    per_unit = max_stride // fused
+    # strided convs with centred kernels: frame j of the coarsest fused layer is centred on input frame j * fused,
+    # and input frame t (pre-emphasis + centred window) on sample t * hop. Frame counts round up.
+    return ChunkSpec(
+        unit_samples=max_stride * hop, frames_per_unit=per_unit, context_units=10,
+        tail_samples=max(extractor.n_fft // 2 - hop, 0), window_units=None, first_centre=0.0,
+        num_frames=lambda n: -(-(1 + (n - 1) // hop) // fused), exact=False,
+        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
+        layers_from_frames=_frame_pooling(config))
+
+
+def _ast(config, extractor):
+    ast = config.ast_config
+    shift, length = 160, 400  # Kaldi fbank at 16 kHz: 10 ms hop, 25 ms window (feature_extraction_ast)
+    patch, stride = ast["patch_size"], ast["time_stride"]
+    grid = config.patch_grid[1]  # 101 time patches = 1024 frames = 10.24 s
+
+    def num_frames(n):
+        return max((1 + (n - length) // shift - patch) // stride + 1, 0)
+
+    return ChunkSpec(
+        unit_samples=stride * shift, frames_per_unit=1, context_units=20,
+        tail_samples=length + (patch - 1) * shift - stride * shift, window_units=grid,
+        first_centre=(patch - 1) / 2 * shift + (length - 1) / 2, num_frames=num_frames, exact=False,
+        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
+        layers_from_frames=_frame_pooling(config))
+
+
+def _vggish(config, extractor):
+    hop = extractor.hop_length
+    example_frames, example_hop = extractor.example_frames, extractor.example_hop_frames
+    per_example = 1 if config.embedding_type == "plain" else 6  # FRAMES_PER_EXAMPLE (160 ms) of modeling_vggish
+    span = example_frames // per_example  # input frames per fused frame
+    context = -(-example_frames // example_hop) - 1  # overlapping examples need their neighbours' audio
+    return ChunkSpec(
+        unit_samples=example_hop * hop, frames_per_unit=per_example, context_units=context,
+        tail_samples=extractor.example_samples - example_hop * hop, window_units=None,
+        first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
+        num_frames=lambda n: extractor.num_examples(n) * per_example, exact=example_hop >= example_frames,
+        pooled_from_frames=_frame_pooling(config), layers_from_frames=_frame_pooling(config),
+        layer_frames_per_unit=6 * example_hop // example_frames)
+
+
+SPECS = {"cnn14-fusion": _cnn14, "efficientat-fusion": _efficientat, "ast-fusion": _ast, "vggish-fusion": _vggish}
+
+
+def chunk_spec(config, feature_extractor):
+    """The `ChunkSpec` of a model config and its feature extractor.
+
+    A new backbone describes itself by a method `config.chunk_spec(feature_extractor) -> ChunkSpec`;
+    this package's four are in `SPECS`. Raises ValueError for a config with neither.
+    """
+    if hasattr(config, "chunk_spec"):
+        return config.chunk_spec(feature_extractor)
+    if config.model_type not in SPECS:
+        raise ValueError(f"no chunking description for model_type {config.model_type!r}: give its config a "
+                         "chunk_spec(feature_extractor) method returning a ChunkSpec")
+    return SPECS[config.model_type](config, feature_extractor)
+
+
+def base_model(model):
+    """The base (AutoModel) model of a ForAudioClassification model, or `model` itself."""
+    return getattr(model, getattr(model, "base_model_prefix", ""), model)
+
+
+class _RunningPool:
+    """Running mean / max over frames [t, D] and frame-weighted mean of clip vectors [D], in float64."""
+
+    def __init__(self):
+        self.total, self.peak, self.count = None, None, 0
+
+    def add_frames(self, frames):
+        total, peak = frames.double().sum(dim=0), frames.amax(dim=0)
+        self.total = total if self.total is None else self.total + total
+        self.peak = peak if self.peak is None else torch.maximum(self.peak, peak)
+        self.count += frames.shape[0]
+
+    def add_vector(self, vector, weight):
+        total = vector.double() * weight
+        self.total = total if self.total is None else self.total + total
+        self.count += weight
+
+    def frames_result(self, pooling, dtype):
+        mean = (self.total / self.count).to(dtype)
+        return mean if pooling == "mean" else self.peak if pooling == "max" else mean + self.peak
+
+    def vector_result(self, dtype):
+        return (self.total / self.count).to(dtype)
+
+
+def _as_clip(audio):
+    if hasattr(audio, "detach"):
+        audio = audio.detach().float().cpu().numpy()
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 2 and 1 in audio.shape:
+        audio = audio.reshape(-1)
+    if audio.ndim != 1:
+        raise ValueError(f"embed_long_clip: `audio` must be one mono clip [N], got shape {audio.shape}")
+    return audio
+
+
+def _run(model, feature_extractor, audio, output_hidden_states):
+    inputs = feature_extractor(audio, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")
+    parameter = next(model.parameters())
+    inputs = {k: v.to(parameter.device) for k, v in inputs.items()}
+    with torch.no_grad():
+        return model(**inputs, output_hidden_states=output_hidden_states, return_dict=True)
+
+
+def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
+    """[(first unit kept, end unit kept, first sample run, end sample run)] for a clip of `num_samples`.
+
+    Kept units of one chunk: K = round(chunk_length_s / unit duration), at most `window_units` - 2C.
+    """
+    total_units = -(-spec.num_frames(num_samples) // spec.frames_per_unit)
+    keep = max(1, round(chunk_length_s * sampling_rate / spec.unit_samples))
+    if spec.window_units is not None:
+        keep = min(keep, spec.window_units - 2 * spec.context_units)
+    plan = []
+    for first in range(0, total_units, keep):
+        end = min(first + keep, total_units)
+        run_first = max(0, first - spec.context_units)
+        run_end = min(num_samples, (end + spec.context_units) * spec.unit_samples + spec.tail_samples)
+        plan.append((first, end, run_first * spec.unit_samples, run_end))
+    return plan
+
+
+def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUNK_LENGTH_S,
+                    output_hidden_states=False, return_frames=True):
+    """Embed one clip of any length with memory bounded by one chunk (plus the returned frames).
+
+    model: a base model of this package (or its ForAudioClassification model, whose base is used), in
+        eval mode, on any device; feature_extractor: its extractor (the front end runs on the CPU).
+    audio: one mono clip [N] (numpy or torch, float in [-1, 1]) at `feature_extractor.sampling_rate` Hz.
+    chunk_length_s: clips of at most this many seconds run whole: exactly `model(**extractor(audio))`;
+        longer ones in chunks of about this length (see the module docstring). None or 0: always whole.
+    output_hidden_states: also return `pooled_hidden_states` (per-layer clip embeddings [1, D_l]).
+        Chunked results carry no per-layer frames (`hidden_states` is None).
+    return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
+    Returns an `AudioFusionOutput` with batch size 1: pooler_output [1, D], last_hidden_state [1, T, D]
+    (every frame real, `frame_mask` None). Raises ValueError for audio that is not one clip, or too short
+    for the model (from the feature extractor).
+    """
+    model = base_model(model)
+    audio = _as_clip(audio)
+    rate = feature_extractor.sampling_rate
+    if not chunk_length_s or len(audio) <= chunk_length_s * rate:
+        return _run(model, feature_extractor, audio, output_hidden_states)
+    spec = chunk_spec(model.config, feature_extractor)
+    total = spec.num_frames(len(audio))
+    frames_out, pooled, layers = None, _RunningPool(), None
+    for first, end, start, stop in chunk_plan(len(audio), spec, chunk_length_s, rate):
+        out = _run(model, feature_extractor, audio[start:stop], output_hidden_states)
+        offset = first * spec.frames_per_unit - start // spec.unit_samples * spec.frames_per_unit
+        count = min(end * spec.frames_per_unit, total) - first * spec.frames_per_unit
+        frames = out.last_hidden_state[0]
+        if frames.shape[0] < offset + count:
+            raise RuntimeError(f"chunk of samples {start}-{stop} gave {frames.shape[0]} frames, expected at least "
+                               f"{offset + count}: the chunking description of {model.config.model_type} is wrong")
+        kept = frames[offset : offset + count]
+        if return_frames:
+            if frames_out is None:
+                frames_out = kept.new_empty(total, kept.shape[-1])
+            frames_out[first * spec.frames_per_unit : first * spec.frames_per_unit + count] = kept
+        if spec.pooled_from_frames:
+            pooled.add_frames(kept)
+        else:
+            pooled.add_vector(out.pooler_output[0], count)
+        if output_hidden_states:
+            layers = layers or [_RunningPool() for _ in out.pooled_hidden_states]
+            per_unit = spec.layer_frames_per_unit
+            run_first = start // spec.unit_samples
+            for index, layer in enumerate(layers):
+                if spec.layers_from_frames:
+                    layer.add_frames(out.hidden_states[index][0, (first - run_first) * per_unit : (end - run_first) * per_unit])
+                else:
+                    layer.add_vector(out.pooled_hidden_states[index][0], count)
+        del out, frames, kept
+    dtype = frames_out.dtype if frames_out is not None else next(model.parameters()).dtype
+    pooling = model.config.pooling
+
+    def result(pool, from_frames):
+        return (pool.frames_result(pooling, dtype) if from_frames else pool.vector_result(dtype))[None]
+
+    return AudioFusionOutput(
+        last_hidden_state=None if frames_out is None else frames_out[None],
+        pooler_output=result(pooled, spec.pooled_from_frames),
+        pooled_hidden_states=None if layers is None else tuple(result(p, spec.layers_from_frames) for p in layers),
+    )
+
+
+def frame_hop_ms(model, feature_extractor):
+    """Milliseconds between fused frames (exact): 320 for CNN14 and EfficientAT, 160 VGGish, 100 AST."""
+    spec = chunk_spec(base_model(model).config, feature_extractor)
+    return spec.frame_hop * 1000.0 / feature_extractor.sampling_rate
+
+
+def frame_timestamps_ms(model, feature_extractor, num_frames):
+    """Centres of fused frames 0..num_frames-1 in ms (float64 [num_frames]), from exact frame arithmetic."""
+    spec = chunk_spec(base_model(model).config, feature_extractor)
+    return spec.timestamps_ms(num_frames, feature_extractor.sampling_rate)

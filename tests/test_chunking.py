@@ -1,0 +1,117 @@
+"""Bounded-memory chunked forward (modeling_fusion.chunking) against whole-clip passes."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from chunking_testing import noise, tiny_model
+
+from modeling_fusion import chunking
+from modeling_fusion.chunking import chunk_plan, chunk_spec, embed_long_clip
+
+BACKBONES = ("cnn14", "efficientat", "vggish", "ast")
+
+
+def whole(model, extractor, audio, output_hidden_states=False):
+    return embed_long_clip(model, extractor, audio, chunk_length_s=None, output_hidden_states=output_hidden_states)
+
+
+def relative(a, b):
+    return float((a - b).abs().max() / a.abs().max())
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_clips_up_to_the_chunk_length_give_todays_result_exactly(backbone):
+    model, extractor = tiny_model(backbone)
+    audio = noise(3.0, extractor.sampling_rate)
+    inputs = extractor(audio, sampling_rate=extractor.sampling_rate, return_tensors="pt")
+    with torch.no_grad():
+        today = model(**inputs, output_hidden_states=True)
+    out = embed_long_clip(model, extractor, audio, chunk_length_s=3.0, output_hidden_states=True)
+    assert torch.equal(out.pooler_output, today.pooler_output)
+    assert torch.equal(out.last_hidden_state, today.last_hidden_state)
+    assert all(torch.equal(a, b) for a, b in zip(out.pooled_hidden_states, today.pooled_hidden_states))
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_frame_count_formula_matches_the_model(backbone):
+    model, extractor = tiny_model(backbone)
+    spec = chunk_spec(model.config, extractor)
+    rate = extractor.sampling_rate
+    for samples in (int(1.07 * rate), int(1.98 * rate), int(2.5 * rate) + 7, 4 * spec.unit_samples):
+        frames = whole(model, extractor, noise(samples / rate, rate)).last_hidden_state.shape[1]
+        assert spec.num_frames(samples) == frames, samples
+
+
+# Interior frames: CNN14 and VGGish have no operation spanning the whole input, and the context covers the
+# receptive field, so chunked frames equal the whole-clip pass up to float32 rounding of convolutions run on
+# tensors of a different size (measured 0 to 1e-7 relative; 1e-5 allows other BLAS kernels).
+@pytest.mark.parametrize("backbone, seconds, chunk_s", [
+    ("cnn14", 12.0, 2.0),          # several chunks; the end falls inside the last 320 ms unit
+    ("cnn14", 10.24, 2.0),         # ends exactly on a unit boundary (32 units of 5120 samples)
+    ("cnn14", 7.32, 6.72),         # the last chunk holds a single unit (22 units, 21 per chunk)
+    ("vggish", 7.5, 2.0),          # the end falls inside the last example (dropped, as in a whole pass)
+])
+def test_cnn_chunks_equal_the_whole_clip(backbone, seconds, chunk_s):
+    model, extractor = tiny_model(backbone)
+    audio = noise(seconds, extractor.sampling_rate, seed=1)
+    spec = chunk_spec(model.config, extractor)
+    assert len(chunk_plan(len(audio), spec, chunk_s, extractor.sampling_rate)) >= 2
+    reference = whole(model, extractor, audio, output_hidden_states=True)
+    out = embed_long_clip(model, extractor, audio, chunk_length_s=chunk_s, output_hidden_states=True)
+    assert out.last_hidden_state.shape == reference.last_hidden_state.shape
+    assert relative(reference.last_hidden_state, out.last_hidden_state) < 1e-5
+    assert relative(reference.pooler_output, out.pooler_output) < 1e-5
+    for a, b in zip(reference.pooled_hidden_states, out.pooled_hidden_states):
+        assert relative(a, b) < 1e-5
+
+
+def test_context_below_the_receptive_field_changes_cnn14_frames(monkeypatch):
+    """The equality above depends on the context: one unit (32 frames) is less than the receptive field."""
+    model, extractor = tiny_model("cnn14")
+    audio = noise(12.0, extractor.sampling_rate, seed=1)
+    reference = whole(model, extractor, audio).last_hidden_state
+    narrow = dataclasses.replace(chunk_spec(model.config, extractor), context_units=1)
+    monkeypatch.setattr(chunking, "chunk_spec", lambda config, fe: narrow)
+    assert relative(reference, embed_long_clip(model, extractor, audio, chunk_length_s=2.0).last_hidden_state) > 1e-3
+
+
+# EfficientAT (squeeze-excitation gates average the whole input) and AST (global attention) are
+# approximations: frames keep the whole-clip grid; bounds hold for these random tiny models on noise
+# (measured: EfficientAT 4e-5 relative, AST 1.3e-2).
+@pytest.mark.parametrize("backbone, bound", [("efficientat", 1e-3), ("ast", 5e-2)])
+def test_approximate_backbones_stay_close_to_the_whole_clip(backbone, bound):
+    model, extractor = tiny_model(backbone)
+    audio = noise(12.3, extractor.sampling_rate, seed=2)
+    reference = whole(model, extractor, audio)
+    chunk_s = 2.0 if backbone == "efficientat" else 12.0  # AST: windows of 10.24 s, 6.1 s kept
+    assert len(chunk_plan(len(audio), chunk_spec(model.config, extractor), chunk_s, extractor.sampling_rate)) >= 2
+    out = embed_long_clip(model, extractor, audio, chunk_length_s=chunk_s)
+    assert out.last_hidden_state.shape == reference.last_hidden_state.shape
+    assert 0 < relative(reference.last_hidden_state, out.last_hidden_state) < bound
+    assert relative(reference.pooler_output, out.pooler_output) < bound
+
+
+def test_ast_windows_use_the_checkpoint_grid():
+    model, extractor = tiny_model("ast")
+    spec = chunk_spec(model.config, extractor)
+    plan = chunk_plan(60 * 16000, spec, 30.0, 16000)
+    lengths = {stop - start for _, _, start, stop in plan[1:-1]}
+    assert lengths == {162800}  # 101 patches of 16 frames every 10 frames: 1016 frames, no position adaptation
+    assert all(end - first == 61 for first, end, _, _ in plan[:-1])  # 101 - 2 x 20 context patches
+
+
+def test_frames_can_be_left_out_and_pooling_is_unchanged():
+    model, extractor = tiny_model("cnn14")
+    audio = noise(12.0, extractor.sampling_rate, seed=3)
+    with_frames = embed_long_clip(model, extractor, audio, chunk_length_s=2.0)
+    without = embed_long_clip(model, extractor, audio, chunk_length_s=2.0, return_frames=False)
+    assert without.last_hidden_state is None
+    assert torch.equal(with_frames.pooler_output, without.pooler_output)
+
+
+def test_bad_audio_is_a_clear_error():
+    model, extractor = tiny_model("cnn14")
+    with pytest.raises(ValueError, match="one mono clip"):
+        embed_long_clip(model, extractor, np.zeros((2, 3, 16000), dtype=np.float32))
