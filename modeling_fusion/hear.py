@@ -1,0 +1,149 @@
+"""The HEAR 2021 API (hear-eval-kit, hear-validator) for every model of this package.
+
+    python3 -m heareval.embeddings.runner modeling_fusion.hear --model MODEL_FOLDER --tasks-dir tasks
+
+    model = load_model("models/efficientat-mn04")          # a converted folder or a Hub id
+    embeddings, timestamps = get_timestamp_embeddings(audio, model)   # audio [n, samples], float in [-1, 1]
+    scene = get_scene_embeddings(audio, model)                        # [n, D]
+
+Scene embedding: the model's clip embedding (`pooler_output`, e.g. mean+max of the fused frames), equal to
+`AutoModel` on the same audio. Timestamp embeddings: the fused per-frame features (`last_hidden_state`)
+with the time of each frame's centre, from exact frame arithmetic (`chunking.ChunkSpec.timestamps_ms`):
+
+| backbone | rate | frame hop | first centre | timestamp_embedding_size (published variant) |
+|---|---|---|---|---|
+| CNN14-Fusion#3#6 | 16 / 32 kHz | 320 ms | 155 ms (mean of 32 input frames) | 6144 |
+| EfficientAT-Fusion#12#14 | 32 kHz | 320 ms | 0 ms (strided-conv centre) | 640 |
+| VGGish-Fusion#10#15 | 16 kHz | 160 ms | 87.5 ms | 8192 |
+| AST-Fusion#5#12 | 16 kHz | 100 ms | 87.5 ms (16-frame patch) | 18432 (2 x 12 x 768) |
+
+HEAR suggests timestamps every <= 50 ms (its validator only warns above that): onsets in music
+transcription (50 ms tolerance) and sound event detection are scored at our 100-320 ms frames, so event
+boundaries are at best a frame hop apart and onset F-measures suffer; scene (clip) tasks are unaffected.
+A finer rate is not offered: the fusion recipe pools every layer to the coarsest fused layer's rate, and
+repeating or interpolating frames would add timestamps without adding temporal detail.
+
+Long clips (HEAR asks for 20 minutes) run through `chunking.embed_long_clip` in chunks of about
+`chunk_length_s` (option of `load_model`, default 30 s), so memory does not grow with length beyond the
+returned frames; clips up to `chunk_length_s` give exactly the whole-clip result. VGGish drops an
+incomplete trailing 0.96 s example, as the original does, so its last timestamp can lie up to ~1 s
+before the end of the audio.
+"""
+
+import numpy as np
+import torch
+
+from .chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
+
+DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in hub_configs/
+OPTIONS = ("chunk_length_s",)
+PROBE_SECONDS = 2.0  # audio used once at load time to read the embedding sizes
+
+
+class HearModel(torch.nn.Module):
+    """A base model of this package and its feature extractor, with HEAR's attributes.
+
+    sample_rate: the extractor's rate in Hz; scene_embedding_size: width of `pooler_output`;
+    timestamp_embedding_size: width of the fused frames; frame_hop_ms: ms between timestamps (exact).
+    """
+
+    def __init__(self, model, feature_extractor, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
+        super().__init__()
+        self.model = base_model(model).eval()
+        self.feature_extractor = feature_extractor
+        self.chunk_length_s = chunk_length_s
+        self.sample_rate = int(feature_extractor.sampling_rate)
+        self.spec = chunk_spec(self.model.config, feature_extractor)
+        self.frame_hop_ms = self.spec.frame_hop * 1000.0 / self.sample_rate
+        probe = embed_long_clip(self.model, feature_extractor, np.zeros(int(PROBE_SECONDS * self.sample_rate),
+                                                                        dtype=np.float32))
+        self.scene_embedding_size = int(probe.pooler_output.shape[-1])
+        self.timestamp_embedding_size = int(probe.last_hidden_state.shape[-1])
+
+    def timestamps_ms(self, num_frames):
+        """float64 [num_frames] centres of fused frames in ms."""
+        return self.spec.timestamps_ms(num_frames, self.sample_rate)
+
+
+def load_model(model_file_path="", **options):
+    """HEAR's loader: `model_file_path` is a converted model folder or a Hub id (default `DEFAULT_MODEL`).
+
+    options: chunk_length_s (seconds; clips longer than this run in bounded-memory chunks, default 30;
+    None = always whole). Returns a `HearModel` (a torch.nn.Module) in eval mode on the CPU.
+    Raises ValueError for unknown options or a model that cannot be loaded.
+    """
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"load_model: unknown option(s) {unknown}; supported: {list(OPTIONS)}")
+    model_id = str(model_file_path or DEFAULT_MODEL)
+    try:
+        model = AutoModel.from_pretrained(model_id, trust_remote_code=True)
+        extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
+    except OSError as error:
+        raise ValueError(
+            f"load_model: cannot load {model_id!r} ({error}). Give a converted model folder (e.g. built with "
+            f"`python -m modeling_fusion.hub build {DEFAULT_MODEL} --checkpoint CKPT --output DIR`) or a Hub id."
+        ) from None
+    return HearModel(model, extractor, options.get("chunk_length_s", DEFAULT_CHUNK_LENGTH_S))
+
+
+def _clips(audio, name):
+    if not isinstance(audio, torch.Tensor):
+        audio = torch.as_tensor(np.asarray(audio))
+    if audio.ndim != 2:
+        raise ValueError(f"{name}: audio must be [n_sounds, n_samples], got shape {tuple(audio.shape)}")
+    return audio.detach().float().cpu().numpy()
+
+
+def _outputs(clips, model, return_frames):
+    """Yield (rows, AudioFusionOutput) over `clips` [n, N]: whole-clip batches holding at most
+    `chunk_length_s` of audio in all (at least one clip), or one chunked clip at a time."""
+    length = clips.shape[1]
+    limit = model.chunk_length_s * model.sample_rate if model.chunk_length_s else None
+    if limit is not None and length > limit:
+        for row in range(len(clips)):
+            yield [row], embed_long_clip(model.model, model.feature_extractor, clips[row], model.chunk_length_s,
+                                         return_frames=return_frames)
+        return
+    group = len(clips) if limit is None else max(1, int(limit // max(length, 1)))
+    for first in range(0, len(clips), group):
+        rows = list(range(first, min(first + group, len(clips))))
+        features = model.feature_extractor(list(clips[rows]), sampling_rate=model.sample_rate, return_tensors="pt")
+        device = next(model.model.parameters()).device
+        with torch.no_grad():
+            yield rows, model.model(**{k: v.to(device) for k, v in features.items()}, return_dict=True)
+
+
+def get_timestamp_embeddings(audio, model):
+    """audio [n, samples] float in [-1, 1] at `model.sample_rate` (torch, any device; equal lengths).
+
+    Returns (embeddings float32 [n, T, timestamp_embedding_size], timestamps float64 [n, T] in ms at
+    frame centres, regularly spaced by `model.frame_hop_ms`, all within the audio), on `audio`'s device.
+    Raises ValueError for audio that is not 2-D or shorter than the model accepts.
+    """
+    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+    clips = _clips(audio, "get_timestamp_embeddings")
+    frames = [None] * len(clips)
+    for rows, out in _outputs(clips, model, return_frames=True):
+        for index, row in enumerate(rows):
+            frames[row] = out.last_hidden_state[index].float()
+    times = model.timestamps_ms(frames[0].shape[0])
+    # VGGish zero-pads a clip under one 0.975 s example: frames centred past the end are dropped
+    inside = int(np.searchsorted(times, clips.shape[1] * 1000.0 / model.sample_rate, side="right"))
+    embeddings = torch.stack([f[:inside] for f in frames]).to(device)
+    times = torch.from_numpy(times[:inside]).to(device)
+    return embeddings, times.expand(len(clips), -1).contiguous()
+
+
+def get_scene_embeddings(audio, model):
+    """audio [n, samples] as for `get_timestamp_embeddings` -> float32 [n, scene_embedding_size] on
+    `audio`'s device: the model's `pooler_output` for each clip."""
+    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+    clips = _clips(audio, "get_scene_embeddings")
+    scenes = [None] * len(clips)
+    for rows, out in _outputs(clips, model, return_frames=False):
+        for index, row in enumerate(rows):
+            scenes[row] = out.pooler_output[index].float()
+    return torch.stack(scenes).to(device)
