@@ -6,18 +6,24 @@ load_audio`, soxr HQ), so fusion-eval sees the same samples as fusion-embed and 
 
 Local data is a folder with a `metadata.csv` (audiofolder layout: `file_name` relative to the
 folder), or EVAR's layout: audio under `--data-dir/<folder>` and `<metadata-dir>/<folder>.csv`.
-Hub data is every split of `load_dataset(hub_id)`, concatenated; its split names become the split column.
+A dataset folder (`load_dataset(folder)`, e.g. parquet shards `data/<split>-*.parquet`) or a Hub
+dataset (`load_dataset(hub_id, hub_config, revision=hub_revision)`) gives every split, concatenated;
+its split names become the split column. A split file (CSV of `file_name` or the join column, plus
+`split` or `fold`, optionally the label) is then joined on the task's `join_column` by file base
+name: its split/fold/label columns replace the dataset's, rows absent from it are dropped and counted.
 """
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from datasets import Audio, ClassLabel, Dataset, concatenate_datasets, load_dataset
+from datasets import Audio, ClassLabel, Dataset, concatenate_datasets, load_dataset_builder
 
 from modeling_fusion.audio_input import load_audio
+
+from .tasks import local_paths, split_file_path
 
 SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val": "valid", "test": "test"}
 
@@ -25,7 +31,8 @@ SPLIT_NAMES = {"train": "train", "valid": "valid", "validation": "valid", "val":
 @dataclass
 class TaskTable:
     """Rows of one task. audio: Dataset with one undecoded `audio` column ({"path", "bytes"}); the rest
-    are arrays of n rows; sampling_rate: the rate `wave` returns, in Hz."""
+    are arrays of n rows; sampling_rate: the rate `wave` returns, in Hz; provenance: what was loaded
+    (route, Hub revision requested and loaded, split file and the rows its join dropped)."""
 
     audio: Dataset
     names: list
@@ -35,6 +42,7 @@ class TaskTable:
     source: str
     source_key: str
     sampling_rate: int
+    provenance: dict = field(default_factory=dict)
 
     def __len__(self):
         return len(self.names)
@@ -45,27 +53,41 @@ class TaskTable:
 
 
 def load_table(task, data_dir, sampling_rate, metadata_dir=None):
-    """Task -> TaskTable, from the local folder when it exists, else from the Hub."""
-    folder = Path(data_dir, task.folder) if task.folder else None
+    """Task -> TaskTable: the local folder when it exists, else the dataset folder or Hub dataset; then
+    the split file, if the task has one. `provenance` records what was loaded (Hub revision, split file
+    and the rows it dropped). Raises ValueError naming what is missing and where to get it."""
+    folder, metadata = local_paths(task, data_dir, metadata_dir)
     if folder is not None and folder.is_dir():
-        metadata = Path(metadata_dir, f"{folder.name}.csv") if metadata_dir else folder / "metadata.csv"
-        return _local_table(task, folder, metadata, sampling_rate)
-    if task.hub_id:
+        audio, frame, source, key, provenance = _local_frame(task, folder, metadata)
+    elif task.hub_id or task.dataset_dir:
         if task.hub_label_column and task.label_column == "label":
             task = replace(task, label_column=task.hub_label_column)
-        return _hub_table(task, sampling_rate)
-    raise ValueError(
-        f"task {task.name!r}: no data at {folder} and no Hub dataset known. Put the audio there with a "
-        f"metadata.csv (file_name,{task.label_column},{task.split_column or task.fold_column}), or pass "
-        "--data-dir pointing at the folder that contains it."
-    )
+        audio, frame, source, key, provenance = _dataset_frame(task)
+    else:
+        how = f" Metadata: {task.metadata_how}." if task.metadata_how else ""
+        raise ValueError(
+            f"task {task.name!r}: no data at {folder} and no Hub dataset known. Put the audio there with a "
+            f"metadata.csv (file_name,{task.label_column},{task.split_column or task.fold_column}), or pass "
+            f"--data-dir (and --metadata-dir for EVAR's layout) pointing at it.{how}"
+        )
+    split_file = split_file_path(task, data_dir, metadata_dir)
+    if split_file is not None:
+        keep, frame, joined = _join_split_file(task, frame, split_file, source)
+        audio = audio.select(keep)
+        key = hashlib.sha256((key + joined["split_file_sha256"]).encode()).hexdigest()
+        provenance.update(joined)
+    _require_columns(task, frame.columns, source, file_name=folder is not None and folder.is_dir())
+    names = frame["file_name" if "file_name" in frame else "name"].astype(str).tolist()
+    return _table(task, audio, names, frame, source, key, sampling_rate, provenance)
 
 
-def _local_table(task, folder, metadata, sampling_rate):
+def _local_frame(task, folder, metadata):
     if not metadata.is_file():
-        raise ValueError(f"task {task.name!r}: metadata file {metadata} not found (needs file_name and label columns)")
+        raise ValueError(f"task {task.name!r}: metadata file {metadata} not found (needs file_name and label columns)"
+                         + (f"; {task.metadata_how}" if task.metadata_how else ""))
     frame = pd.read_csv(metadata)
-    _require_columns(task, frame.columns, metadata)
+    if "file_name" not in frame:
+        raise ValueError(f"{metadata} has no column 'file_name'; columns are {list(frame.columns)}")
     names = frame["file_name"].astype(str).tolist()
     paths = [str(folder / name) for name in names]
     if not any(Path(path).is_file() for path in paths[:1000]):
@@ -75,32 +97,78 @@ def _local_table(task, folder, metadata, sampling_rate):
         )
     audio = Dataset.from_dict({"audio": paths}).cast_column("audio", Audio(decode=False))
     key = hashlib.sha256(metadata.read_bytes() + str(folder.resolve()).encode()).hexdigest()
-    return _table(task, audio, names, frame, str(folder.resolve()), key, sampling_rate)
+    return audio, frame, str(folder.resolve()), key, {"route": "local folder", "metadata": str(metadata)}
 
 
-def _hub_table(task, sampling_rate):
-    splits = load_dataset(task.hub_id, task.hub_config)
+def _dataset_frame(task):
+    """Every split of a Hub dataset (at the task's revision) or a local dataset folder, concatenated:
+    (audio, frame of the label/fold/join columns + `split` = split name + `name`, source, key, provenance)."""
+    path = task.hub_id or task.dataset_dir
+    builder = load_dataset_builder(path, task.hub_config, revision=task.hub_revision)
+    builder.download_and_prepare()
+    splits = builder.as_dataset()
     parts, frames = [], []
     for split_name, part in splits.items():
-        _require_columns(task, part.column_names + ["split"], task.hub_id, hub=True)
-        columns = [c for c in (task.label_column, task.fold_column) if c and c in part.column_names]
-        frame = part.select_columns(columns).to_pandas()
-        feature = part.features[task.label_column]
-        if isinstance(feature, ClassLabel):
-            frame[task.label_column] = [feature.int2str(int(v)) for v in frame[task.label_column]]
-        frame["split"] = split_name
+        if "audio" not in part.column_names:
+            raise ValueError(f"{path} ({split_name}) has no 'audio' column; columns are {part.column_names}")
+        wanted = (task.label_column, task.fold_column, task.split_column, task.join_column)
+        frame = part.select_columns([c for c in dict.fromkeys(wanted) if c and c in part.column_names]).to_pandas()
+        for column in frame.columns:
+            feature = part.features[column]
+            if isinstance(feature, ClassLabel):
+                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
+        frame["split"] = frame[task.split_column] if task.split_column in frame else split_name
         frames.append(frame)
         parts.append(part.select_columns(["audio"]))
     audio = concatenate_datasets(parts).cast_column("audio", Audio(decode=False))
     frame = pd.concat(frames, ignore_index=True)
-    names = [f"{task.hub_id} row {i}" for i in range(len(frame))]
-    key = hashlib.sha256(f"{task.hub_id}/{task.hub_config}/{[p._fingerprint for p in parts]}".encode()).hexdigest()
-    return _table(task, audio, names, frame, task.hub_id, key, sampling_rate)
+    join = frame[task.join_column].astype(str) if task.join_column in frame else None
+    frame["name"] = join if join is not None else [f"{path} row {i}" for i in range(len(frame))]
+    key = hashlib.sha256(f"{path}/{task.hub_config}/{builder.hash}/{[p._fingerprint for p in parts]}".encode()).hexdigest()
+    provenance = {"route": "Hub" if task.hub_id else "dataset folder", "dataset": path, "config": task.hub_config,
+                  "revision_requested": task.hub_revision or ("main" if task.hub_id else None),
+                  "revision": builder.hash if task.hub_id else None,
+                  "fingerprints": {name: part._fingerprint for name, part in splits.items()}}
+    return audio, frame, path, key, provenance
 
 
-def _require_columns(task, columns, where, hub=False):
+def _join_split_file(task, frame, path, where):
+    """(kept row indices, joined frame, provenance) of a split file joined on `task.join_column`."""
+    if not path.is_file():
+        download = f"; download it from {task.split_file_url} to {path}" if task.split_file_url else ""
+        raise ValueError(f"task {task.name!r}: split file {path} not found{download} (or pass --split-file)")
+    split = pd.read_csv(path)
+    key = task.join_column if task.join_column in split else "file_name"
+    if key not in split or not {"split", "fold"} & set(split.columns):
+        raise ValueError(f"split file {path} needs a 'file_name' (or {task.join_column!r}) column and a 'split' or "
+                         f"'fold' column; it has {list(split.columns)}")
+    if task.join_column not in frame:
+        raise ValueError(f"{where} has no column {task.join_column!r} (set by --join-column) to join {path} on; "
+                         f"columns are {[c for c in frame.columns if c != 'name']}")
+    base = lambda names: names.astype(str).str.replace("\\", "/").str.rsplit("/", n=1).str[-1]  # noqa: E731
+    split_keys = base(split[key])
+    duplicated = sorted(set(split_keys[split_keys.duplicated()]))
+    if duplicated:
+        raise ValueError(f"split file {path}: file names {duplicated[:5]} occur more than once")
+    position = pd.Index(split_keys).get_indexer(base(frame[task.join_column]))
+    keep = np.flatnonzero(position >= 0)
+    if len(keep) == 0:
+        raise ValueError(f"no file name of {where}'s {task.join_column!r} (e.g. {frame[task.join_column].iloc[0]!r}) "
+                         f"is in {path}'s {key!r} (e.g. {split[key].iloc[0]!r})")
+    columns = {c for c in ("split", "fold", task.label_column, task.split_column, task.fold_column) if c in split}
+    joined = frame.iloc[keep].drop(columns=[c for c in ("split", "fold") if c in frame]).reset_index(drop=True)
+    for column in columns:
+        joined[column] = split[column].to_numpy()[position[keep]]
+    return keep, joined, {
+        "split_file": str(path), "split_file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "join_column": task.join_column, "rows_before_join": len(frame), "rows_dropped": int(len(frame) - len(keep)),
+        "split_file_rows_unmatched": int(len(split) - len(keep)),
+    }
+
+
+def _require_columns(task, columns, where, file_name=False):
     needed = {"--label-column": task.label_column}
-    if not hub:
+    if file_name:
         needed["file_name"] = "file_name"
     if task.split_column:
         needed["--split-column"] = task.split_column
@@ -113,7 +181,7 @@ def _require_columns(task, columns, where, hub=False):
             raise ValueError(f"{where} has no column {column!r} (set by {option}); columns are {list(columns)}")
 
 
-def _table(task, audio, names, frame, source, key, sampling_rate):
+def _table(task, audio, names, frame, source, key, sampling_rate, provenance):
     labels = frame[task.label_column].astype(str).to_numpy()
     split_column = task.split_column or (None if task.fold_column else ("split" if "split" in frame else None))
     fold_column = task.fold_column or (None if split_column else "fold")
@@ -128,4 +196,4 @@ def _table(task, audio, names, frame, source, key, sampling_rate):
         fold = frame[fold_column].to_numpy()
         if not np.issubdtype(fold.dtype, np.integer):
             raise ValueError(f"{source}: fold column {fold_column!r} must hold integers, got {fold.dtype}")
-    return TaskTable(audio, names, labels, split, fold, source, key, sampling_rate)
+    return TaskTable(audio, names, labels, split, fold, source, key, sampling_rate, provenance)
