@@ -1,27 +1,9 @@
-"""Reading audio files for the command-line tools: soundfile decoding, mono downmix, polyphase resampling."""
+"""Listing audio files for the command-line tools (decoding is `audio_input.decode` / `load_audio`)."""
 
 import csv
-from math import gcd
 from pathlib import Path
 
-import numpy as np
-import soundfile as sf
-from scipy.signal import resample_poly
-
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
-
-
-def read_audio(path, sampling_rate):
-    """File -> mono float32 at `sampling_rate` (channels averaged, resample_poly when the rate differs)."""
-    try:
-        audio, rate = sf.read(path, dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as error:
-        raise ValueError(f"cannot decode audio file {path}: {error}") from None
-    audio = audio.mean(axis=1)
-    if rate != sampling_rate:
-        common = gcd(rate, sampling_rate)
-        audio = resample_poly(audio, sampling_rate // common, rate // common).astype(np.float32)
-    return audio
 
 
 def list_audio(source):

@@ -180,13 +180,16 @@ def _from_dict(audio, name):
     )
 
 
-def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name):
+def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed_seconds=None):
     """Validate `raw_audio` (one clip or a batch) -> list of 1-D float32 arrays.
 
     A 2-D array is a batch of equal-length mono clips [B, N]; [N, C] with C <= 8 is rejected as
     multichannel. Integer PCM is scaled as in `load_audio`. `min_samples` is the shortest clip the
     model accepts. A rate other than `expected_rate` raises (transformers' convention): callers that
     want resampling, channel downmix or file decoding pass their input through `load_audio` first.
+    fixed_seconds: when set (the `fixed_clip_seconds` that `fusion-eval --export-classifier` writes
+    into an exported probe's preprocessor_config.json), every clip is fixed to that length by
+    `fix_length`: its first `fixed_seconds` s, zero-padded at the end, as the probe saw its test clips.
     """
     if sampling_rate is None:
         logger.warning(
@@ -216,6 +219,10 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name):
         clips = [raw_audio]
     if not clips:
         raise ValueError(f"{name}: got an empty batch; give at least one clip.")
+    if fixed_seconds:
+        unit = int(round(fixed_seconds * expected_rate))
+        clips = [fix_length(pcm_to_float(clip, name), unit) if clip.ndim == 1 else clip
+                 for clip in map(_numpy, clips)]
     return [check_clip(clip, expected_rate, min_samples, f"{name}: clip {index}") for index, clip in enumerate(clips)]
 
 
@@ -239,6 +246,12 @@ def check_clip(clip, rate, min_samples, where):
     if not np.isfinite(clip).all():
         raise ValueError(f"{where} contains NaN or Inf samples; clean or drop it.")
     return clip
+
+
+def fix_length(wave, unit_samples, offset=0):
+    """[N] -> [unit_samples] float32: the window at `offset`, zero-padded at the end when short."""
+    wave = np.asarray(wave, dtype=np.float32)[offset:offset + unit_samples]
+    return np.pad(wave, (0, unit_samples - len(wave)))
 
 
 def pad_frames(features, padding_value=0.0, time_axis=0):

@@ -13,6 +13,7 @@ from .audioset_labels import NUM_AUDIOSET_CLASSES, label_maps, load_audioset_lab
 from .checkpoints import load_torch_checkpoint
 from .configuration_ast import AST_FIELDS, AstFusionConfig
 from .feature_extraction_ast import AstFusionFeatureExtractor
+from .model_source import check_model_source
 from .modeling_ast import AstFusionForAudioClassification
 from .save_folder import save_model_folder
 
@@ -154,10 +155,14 @@ def convert(checkpoint, output, layers=(5, 12), labels=None):
     path = Path(checkpoint)
     if path.is_file():
         model, extractor = from_original(path, layers, labels)
-    elif path.is_dir() or (checkpoint.count("/") == 1 and not checkpoint.startswith((".", "/"))):
-        model, extractor = from_transformers(checkpoint, layers, labels)
     else:
-        raise FileNotFoundError(f"checkpoint not found: {checkpoint} (give a .pth file, a folder or a Hub id)")
+        try:
+            check_model_source(checkpoint)  # a missing folder or an unreachable Hub id: one line, at once
+        except ValueError as error:
+            raise ValueError(f"{error}\nGive a .pth file, a transformers AST folder or a Hub id; offline, download a "
+                             f"Hub model where there is network (`hf download {checkpoint} --local-dir DIR`) and "
+                             "pass DIR.") from None
+        model, extractor = from_transformers(checkpoint, layers, labels)
     config = model.config
     logger.info(f"AST {config.num_layers} blocks, fusion of blocks {config.fusion_layers} -> {config.hidden_size}-d")
     return save_model_folder(model, extractor, output)

@@ -1,31 +1,42 @@
 """fusion-embed: clip embeddings for a folder of audio or an audiofolder dataset.
 
-    fusion-embed MODEL AUDIO_DIR --output embeddings.npz [--per-layer] [--per-frame]
+    fusion-embed MODEL AUDIO_DIR --output embeddings.npz [--per-layer] [--per-frame] [--skip-bad]
 
-MODEL is a converted folder or a Hub id. The output .npz holds `embeddings` [N, D], `files`, any
-metadata columns, and with --per-layer `layer_<l>` [N, D_l] (mean+max of each layer's frames).
-Long runs save progress next to the output and resume where they stopped.
+MODEL is a converted folder or a Hub id. Every file is read with the package's one input path
+(`audio_input.load_audio`: all channels averaged, soxr HQ resampling), as the pipeline and fusion-eval
+do. The output .npz holds `embeddings` [N, D], `files`, any metadata columns, `resampler`
+("soxr", version, "HQ"), with --per-layer `layer_<l>` [N, D_l] (mean+max of each layer's frames), and
+with --skip-bad `skipped` / `skipped_errors` (the files left out and why). Long runs save progress
+next to the output (atomically) and resume where they stopped.
 """
 
 import argparse
 import hashlib
+import inspect
 import json
 import logging
+import os
 import sys
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio_files import list_audio, read_audio
+from .audio_files import list_audio
+from .audio_input import check_clip, load_audio, resampler_tag
+from .model_source import check_model_source
 
 logger = logging.getLogger("fusion-embed")
 SAVE_EVERY = 20  # batches between progress saves
 
 
 def load_model(model_id, random_weights_demo=None):
-    """(model, feature_extractor) from a folder / Hub id, or random weights for a named backbone."""
+    """(model, feature_extractor) from a folder / Hub id, or random weights for a named backbone.
+
+    Raises ValueError at once for a missing folder or an unreachable Hub id (`check_model_source`).
+    """
     from transformers import AutoFeatureExtractor, AutoModel
 
     if random_weights_demo:
@@ -38,53 +49,104 @@ def load_model(model_id, random_weights_demo=None):
         )
         torch.manual_seed(0)
         return model_class(config_class()).eval(), extractor_class()
+    check_model_source(model_id)
     try:
         model = AutoModel.from_pretrained(model_id, trust_remote_code=True).eval()
         extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
     except OSError as error:
-        raise SystemExit(
-            f"error: no pretrained weights for {model_id!r} could be loaded ({error}).\n"
+        raise ValueError(
+            f"no pretrained weights for {model_id!r} could be loaded ({error}).\n"
             "Convert a published checkpoint into a folder first, e.g.\n"
-            "  python -m modeling_fusion.convert cnn14 --checkpoint Cnn14_16k_mAP=0.438.pth --output cnn14-16k\n"
+            "  python -m modeling_fusion.hub build cnn14-16k-fusion-3-6 --checkpoint Cnn14_16k_mAP=0.438.pth "
+            "--output cnn14-16k\n"
             "or, only to try the pipeline, pass --random-weights-demo BACKBONE (embeddings will be meaningless)."
         ) from None
     return model, extractor
 
 
 def run_fingerprint(model_id, files, args):
-    text = json.dumps([model_id, args.random_weights_demo, args.per_layer, args.per_frame, [str(f) for f in files]])
+    text = json.dumps([model_id, args.random_weights_demo, args.per_layer, args.per_frame, args.skip_bad,
+                       list(resampler_tag()), [str(f) for f in files]])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, progress_file=None, fingerprint=None):
-    """Embed every file; returns a dict of arrays. Progress is saved to `progress_file` and resumed."""
-    done = {}
-    if progress_file is not None and progress_file.exists():
-        saved = np.load(progress_file, allow_pickle=True)
-        if str(saved["fingerprint"]) == fingerprint:
-            done = saved["results"].item()
-            logger.info(f"resuming: {len(done)} of {len(paths)} files already embedded")
+def load_progress(progress_file, fingerprint):
+    """{file index: result} saved by an earlier run with the same fingerprint; {} when there is none or
+    the file is damaged (reported, then discarded: a torn save never blocks a run)."""
+    if progress_file is None or not progress_file.exists():
+        return {}
+    try:
+        with np.load(progress_file, allow_pickle=True) as saved:
+            if str(saved["fingerprint"]) != fingerprint:
+                return {}
+            return saved["results"].item()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+        logger.warning(f"progress file {progress_file} is damaged ({type(error).__name__}: {error}); "
+                       "discarding it and starting over")
+        progress_file.unlink(missing_ok=True)
+        return {}
+
+
+def save_progress(progress_file, fingerprint, done):
+    """Write the progress file atomically: a temporary file in the same folder, then os.replace."""
+    temporary = progress_file.with_name(f".{progress_file.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, fingerprint=fingerprint, results=np.array(done, dtype=object))
+    os.replace(temporary, progress_file)
+
+
+def read_clip(path, extractor):
+    """File -> mono float32 at the extractor's rate, checked long enough; ValueError naming the file."""
+    rate = extractor.sampling_rate
+    wave = load_audio(path, rate, name=str(path))
+    return check_clip(wave, rate, getattr(extractor, "min_samples", 1), str(path))
+
+
+def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, progress_file=None, fingerprint=None,
+                 skip_bad=False):
+    """Embed every file; returns one dict of arrays per file, or {"skipped": error} for a file that
+    could not be read or is too short when `skip_bad` (else that ValueError, naming the file, is raised).
+    Progress is saved to `progress_file` and resumed."""
+    done = load_progress(progress_file, fingerprint)
+    if done:
+        logger.info(f"resuming: {len(done)} of {len(paths)} files already done")
     device = next(model.parameters()).device
     todo = [i for i in range(len(paths)) if i not in done]
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     for count, batch in enumerate(tqdm(batches, desc="embedding", unit="batch"), 1):
-        clips = [read_audio(paths[i], extractor.sampling_rate) for i in batch]
-        features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt").to(device)
-        with torch.no_grad():
-            out = model(**features, output_hidden_states=per_layer)
-        for row, index in enumerate(batch):
-            result = {"embeddings": out.pooler_output[row].float().cpu().numpy()}
-            mask = None if out.frame_mask is None else out.frame_mask[row:row + 1]
-            if per_layer:
-                for layer, pooled in enumerate(out.pooled_hidden_states):
-                    result[f"layer_{layer}"] = pooled[row].float().cpu().numpy()
-            if per_frame:
-                frames = out.last_hidden_state[row] if mask is None else out.last_hidden_state[row][mask[0]]
-                result["frames"] = frames.float().cpu().numpy()
-            done[index] = result
+        clips = {}
+        for index in batch:
+            try:
+                clips[index] = read_clip(paths[index], extractor)
+            except ValueError as error:
+                if not skip_bad:
+                    raise ValueError(f"{error} Fix or remove the file, or pass --skip-bad to skip it.") from None
+                logger.warning(f"skipping {paths[index]}: {error}")
+                done[index] = {"skipped": str(error)}
+        if clips:
+            rate = extractor.sampling_rate
+            on_device = {"device": device} if "device" in inspect.signature(extractor.__call__).parameters else {}
+            features = extractor(list(clips.values()), sampling_rate=rate, return_tensors="pt", **on_device).to(device)
+            with torch.no_grad():
+                out = model(**features, output_hidden_states=per_layer)
+            for row, index in enumerate(clips):
+                done[index] = _row_result(out, row, per_layer, per_frame)
         if progress_file is not None and (count % SAVE_EVERY == 0):
-            np.savez(progress_file, fingerprint=fingerprint, results=np.array(done, dtype=object))
+            save_progress(progress_file, fingerprint, done)
     return [done[i] for i in range(len(paths))]
+
+
+def _row_result(out, row, per_layer, per_frame):
+    result = {"embeddings": out.pooler_output[row].float().cpu().numpy()}
+    if per_layer:
+        for layer, pooled in enumerate(out.pooled_hidden_states):
+            result[f"layer_{layer}"] = pooled[row].float().cpu().numpy()
+    if per_frame:
+        frames = out.last_hidden_state[row]
+        if out.frame_mask is not None:
+            frames = frames[out.frame_mask[row]]
+        result["frames"] = frames.float().cpu().numpy()
+    return result
 
 
 def main(argv=None):
@@ -96,6 +158,8 @@ def main(argv=None):
     parser.add_argument("--per-layer", action="store_true", help="also store every layer's pooled embedding")
     parser.add_argument("--per-frame", action="store_true", help="also store per-frame fused features")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--skip-bad", action="store_true",
+                        help="skip files that cannot be decoded or are too short, and list them, instead of stopping")
     parser.add_argument("--random-weights-demo", metavar="BACKBONE",
                         help="no pretrained model: build BACKBONE (e.g. cnn14) with random weights to try the tool")
     args = parser.parse_args(argv)
@@ -111,19 +175,34 @@ def main(argv=None):
         progress_file = output.with_name(output.name + ".partial.npz")
         fingerprint = run_fingerprint(args.model, paths, args)
         results = embed_folder(model, extractor, paths, args.batch_size, args.per_layer, args.per_frame,
-                               progress_file, fingerprint)
+                               progress_file, fingerprint, args.skip_bad)
     except ValueError as error:
         sys.exit(f"error: {error}")
-    arrays = {key: np.stack([r[key] for r in results]) for key in results[0] if key != "frames"}
+    kept = [i for i, r in enumerate(results) if "skipped" not in r]
+    if not kept:
+        sys.exit(f"error: none of the {len(paths)} files under {args.audio} could be embedded (all skipped)")
+    arrays = {key: np.stack([results[i][key] for i in kept]) for key in results[kept[0]] if key != "frames"}
     if args.per_frame:
-        arrays["frames"] = np.array([r["frames"] for r in results], dtype=object)
-    arrays["files"] = np.array([str(p) for p in paths])
+        arrays["frames"] = np.array([results[i]["frames"] for i in kept], dtype=object)
+    arrays["files"] = np.array([str(paths[i]) for i in kept])
     for column in (metadata[0] if metadata else {}):
         if column != "file_name":
-            arrays[f"meta_{column}"] = np.array([row[column] for row in metadata])
-    np.savez(output, **arrays)
+            arrays[f"meta_{column}"] = np.array([metadata[i][column] for i in kept])
+    arrays["resampler"] = np.array(resampler_tag())
+    skipped = [i for i, r in enumerate(results) if "skipped" in r]
+    if args.skip_bad:
+        arrays["skipped"] = np.array([str(paths[i]) for i in skipped], dtype=str)
+        arrays["skipped_errors"] = np.array([results[i]["skipped"] for i in skipped], dtype=str)
+    temporary = output.with_name(f".{output.name}.{os.getpid()}.tmp")
+    with open(temporary, "wb") as handle:
+        np.savez(handle, **arrays)
+    os.replace(temporary, output)
     progress_file.unlink(missing_ok=True)
-    print(f"wrote {output}: {len(paths)} clips, embeddings {arrays['embeddings'].shape}")
+    print(f"wrote {output}: {len(kept)} clips, embeddings {arrays['embeddings'].shape}")
+    if skipped:
+        print(f"skipped {len(skipped)} file(s) (listed in the output's `skipped`):")
+        for i in skipped:
+            print(f"  {paths[i]}: {results[i]['skipped']}")
 
 
 if __name__ == "__main__":

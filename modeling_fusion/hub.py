@@ -147,6 +147,9 @@ def main(argv=None):
                 push(folder, args.push, args.variant, args.private)
                 print(f"pushed {folder} to https://huggingface.co/{args.push}")
         else:
+            if not Path(args.folder).is_dir():
+                raise ValueError(f"model folder {args.folder} does not exist; build it first with "
+                                 "`python -m modeling_fusion.hub build VARIANT --checkpoint FILE --output FOLDER`.")
             push(args.folder, args.repo_id, Path(args.folder).name, args.private)
             print(f"pushed {args.folder} to https://huggingface.co/{args.repo_id}")
     except (ValueError, FileNotFoundError) as error:

@@ -95,6 +95,7 @@ class AstFusionModel(AstFusionPreTrainedModel):
                 f"input_values must be a normalised fbank [batch, frames, {mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with AstFusionFeatureExtractor."
             )
+        input_values = input_values.to(self.dtype)  # half-precision models take float32 features
         return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
                                return_dict, self._forward_frames, patch, "0.175 s of audio")
 

@@ -73,6 +73,7 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
                 f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with Cnn14FeatureExtractor."
             )
+        input_values = input_values.to(self.dtype)  # half-precision models take float32 features
         return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
                                return_dict, self._forward_frames, MIN_FRAMES, "about 0.31 s of audio")
 

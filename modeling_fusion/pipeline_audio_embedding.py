@@ -7,29 +7,16 @@ ships this one through `custom_pipelines`:
     pipe("clip.wav")["embedding"]                        # [D]
     pipe(array, per_frame=True, per_layer=True)          # + "frames" [T, D], "layers" [[D_l], ...]
 
-Inputs: a file path or bytes (decoded and resampled by the ffmpeg CLI), a 1-D array at the model's
-rate, {"array"/"raw", "sampling_rate"} dicts such as `datasets` rows' audio, or torchcodec
-AudioDecoder objects; other rates are resampled with ffmpeg.
+Inputs: anything `audio_input.load_audio` takes: a file path or bytes (decoded with soundfile), a
+numpy/torch array at the model's rate ([N], [C, N] or [N, C], float or integer PCM), a dict
+{"array"/"raw", "sampling_rate"} such as a `datasets` row's audio, or a torchcodec AudioDecoder.
+Channels are averaged and other rates resampled with soxr (HQ), exactly as in `fusion-embed` and
+`fusion-eval`, so the three give the same embedding for the same audio.
 """
 
-import subprocess
-
-import numpy as np
-import torch
 from transformers import Pipeline
-from transformers.pipelines.audio_utils import ffmpeg_read
 
-
-def resample_with_ffmpeg(audio, rate, target_rate):
-    """Mono float32 [N] at `rate` -> at `target_rate`, through the ffmpeg CLI's resampler."""
-    command = ["ffmpeg", "-loglevel", "error", "-f", "f32le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-               "-ar", str(target_rate), "-f", "f32le", "pipe:1"]
-    try:
-        result = subprocess.run(command, input=np.asarray(audio, np.float32).tobytes(), capture_output=True, check=True)
-    except FileNotFoundError:
-        raise ValueError(f"audio at {rate} Hz needs resampling to {target_rate} Hz: install ffmpeg, or resample "
-                         f"first (e.g. datasets' Audio(sampling_rate={target_rate}))") from None
-    return np.frombuffer(result.stdout, dtype=np.float32)
+from .audio_input import load_audio
 
 
 class AudioEmbeddingPipeline(Pipeline):
@@ -50,25 +37,8 @@ class AudioEmbeddingPipeline(Pipeline):
 
     def preprocess(self, inputs):
         rate = self.feature_extractor.sampling_rate
-        if isinstance(inputs, str):
-            with open(inputs, "rb") as handle:
-                inputs = handle.read()
-        if isinstance(inputs, bytes):
-            inputs = ffmpeg_read(inputs, rate)
-        if hasattr(inputs, "get_all_samples"):  # torchcodec AudioDecoder, e.g. from a datasets row
-            samples = inputs.get_all_samples()
-            inputs = {"array": samples.data.mean(dim=0).numpy(), "sampling_rate": samples.sample_rate}
-        if isinstance(inputs, dict):
-            if "sampling_rate" not in inputs or not ("array" in inputs or "raw" in inputs):
-                raise ValueError('a dict input needs "array" (or "raw") and "sampling_rate", like a datasets row')
-            audio = inputs["array"] if "array" in inputs else inputs["raw"]
-            audio = audio.cpu().numpy() if isinstance(audio, torch.Tensor) else np.asarray(audio)
-            if inputs["sampling_rate"] != rate:
-                audio = resample_with_ffmpeg(audio, inputs["sampling_rate"], rate)
-            inputs = audio
-        if isinstance(inputs, torch.Tensor):
-            inputs = inputs.cpu().numpy()
-        return self.feature_extractor(inputs, sampling_rate=rate, return_tensors="pt")
+        wave = load_audio(inputs, rate, name="pipeline input")
+        return self.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")
 
     def _forward(self, model_inputs, per_layer=False):
         return self.model(**model_inputs, output_hidden_states=per_layer)
