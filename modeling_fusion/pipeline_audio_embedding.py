@@ -12,11 +12,17 @@ numpy/torch array at the model's rate ([N], [C, N] or [N, C], float or integer P
 {"array"/"raw", "sampling_rate"} such as a `datasets` row's audio, or a torchcodec AudioDecoder.
 Channels are averaged and other rates resampled with soxr (HQ), exactly as in `fusion-embed` and
 `fusion-eval`, so the three give the same embedding for the same audio.
+
+Long clips: a clip longer than `chunk_length_s` seconds (default 30; None or 0: never) is embedded in
+overlapping chunks with memory independent of its length (`chunking.embed_long_clip`); shorter clips
+run whole, exactly as before. `pipe(x, chunk_length_s=60)` or `pipeline(..., chunk_length_s=60)`.
+Long clips need `batch_size=1` (the default).
 """
 
 from transformers import Pipeline
 
 from .audio_input import load_audio
+from .chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
 
 
 class AudioEmbeddingPipeline(Pipeline):
@@ -27,20 +33,28 @@ class AudioEmbeddingPipeline(Pipeline):
     _load_processor = False
     _load_image_processor = False
 
-    def _sanitize_parameters(self, per_frame=None, per_layer=None, **kwargs):
-        forward, post = {}, {}
+    def _sanitize_parameters(self, per_frame=None, per_layer=None, chunk_length_s=None, **kwargs):
+        pre, forward, post = {}, {}, {}
+        if chunk_length_s is not None:
+            pre["chunk_length_s"] = chunk_length_s
         if per_frame is not None:
-            post["per_frame"] = per_frame
+            forward["per_frame"] = post["per_frame"] = per_frame
         if per_layer is not None:
             forward["per_layer"] = post["per_layer"] = per_layer
-        return {}, forward, post
+        return pre, forward, post
 
-    def preprocess(self, inputs):
+    def preprocess(self, inputs, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
         rate = self.feature_extractor.sampling_rate
         wave = load_audio(inputs, rate, name="pipeline input")
+        if chunk_length_s and len(wave) > chunk_length_s * rate:
+            return {"long_audio": wave, "chunk_length_s": chunk_length_s}
         return self.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")
 
-    def _forward(self, model_inputs, per_layer=False):
+    def _forward(self, model_inputs, per_layer=False, per_frame=False):
+        if "long_audio" in model_inputs:
+            return embed_long_clip(self.model, self.feature_extractor, model_inputs["long_audio"],
+                                   model_inputs["chunk_length_s"], output_hidden_states=per_layer,
+                                   return_frames=per_frame)
         return self.model(**model_inputs, output_hidden_states=per_layer)
 
     def postprocess(self, out, per_frame=False, per_layer=False):
