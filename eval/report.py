@@ -47,37 +47,90 @@ def markdown_table(results):
 
 
 def plot_layers(results, path):
-    """Accuracy per layer, one line per task; the fusion (star) and plain embedding (square) at the right."""
+    """The accuracy plot: per layer (a line per task) when the run probed single layers (`--sweep`),
+    with each fusion and the plain embedding in their own labelled columns at the right; without
+    single layers, grouped bars (task x representation) with their values. Std over seeds as error bars."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(8, 4.5))
-    positions = []
-    for number, task in enumerate(results["tasks"].values()):
-        reps = task["representations"].values()
-        layers = sorted((r["layers"][0], r["mean"] * 100) for r in reps if r["kind"] == "layer")
+    tasks = list(results["tasks"].values())
+    has_layers = any(r["kind"] == "layer" for t in tasks for r in t["representations"].values())
+    figure = _plot_sweep(plt, tasks, results) if has_layers else _plot_bars(plt, tasks, results)
+    figure.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(figure)
+
+
+def _summary_columns(tasks):
+    """(key, tick label) of every fusion and plain representation, fusions first, in first-seen order."""
+    columns = {}
+    for kind in ("fusion", "plain"):
+        for task in tasks:
+            for key, rep in task["representations"].items():
+                if rep["kind"] == kind and key not in columns:
+                    layers = "+".join(f"#{layer}" for layer in rep["layers"])
+                    remark = rep["title"].partition(" (")[2].rstrip(")")  # e.g. "chosen on validation"
+                    label = f"fusion\n{layers}" if kind == "fusion" else f"plain\n{rep['title'].partition(' (')[0]}"
+                    columns[key] = label + (f"\n({remark})" if remark else "")
+    return columns
+
+
+def _plot_sweep(plt, tasks, results):
+    columns = _summary_columns(tasks)
+    last = max(r["layers"][0] for t in tasks for r in t["representations"].values() if r["kind"] == "layer")
+    first = min(r["layers"][0] for t in tasks for r in t["representations"].values() if r["kind"] == "layer")
+    slots = {key: last + 2 + 2 * i for i, key in enumerate(columns)}  # 2 layer widths per column: room for labels
+    figure, axes = plt.subplots(figsize=(max(8.0, 0.42 * (last - first + 2 * len(columns)) + 4), 5))
+    markers = {"fusion": ("*", 14), "plain": ("s", 8)}
+    for number, task in enumerate(tasks):
         color = f"C{number % 10}"
+        reps = task["representations"]
+        layers = sorted((r["layers"][0], r["mean"] * 100, r["std"] * 100) for r in reps.values() if r["kind"] == "layer")
         if layers:
-            axes.plot(*zip(*layers), marker="o", color=color, label=task["title"])
-        end = max([l for l, _ in layers], default=0)
-        for offset, (kind, marker) in enumerate((("fusion", "*"), ("plain", "s")), start=1):
-            for rep in (r for r in reps if r["kind"] == kind):
-                axes.plot(end + offset, rep["mean"] * 100, marker=marker, markersize=10 if kind == "fusion" else 7,
-                          color=color, linestyle="none", label=None if layers or offset > 1 else task["title"])
-        positions.append(end)
-    end = max(positions, default=0)
-    ticks = list(range(1, end + 1))
-    axes.set_xticks(ticks + [end + 1, end + 2], [str(t) for t in ticks] + ["fusion", "plain"])
-    axes.set_xlabel("layer")
-    axes.set_ylabel("accuracy (%)")
+            x, y, err = zip(*layers)
+            axes.errorbar(x, y, yerr=err, marker="o", markersize=4, color=color, capsize=2, label=task["title"])
+        jitter = (number - (len(tasks) - 1) / 2) * min(0.2, 1.0 / len(tasks))  # tasks side by side in a column
+        for key, rep in reps.items():
+            if key in slots:
+                marker, size = markers[rep["kind"]]
+                axes.errorbar(slots[key] + jitter, rep["mean"] * 100, yerr=rep["std"] * 100, marker=marker, markersize=size,
+                              color=color, linestyle="none", capsize=2,
+                              label=None if layers else task["title"])
+    axes.axvline(last + 0.9, color="0.6", linestyle="--", linewidth=1)
+    layer_ticks = list(range(first, last + 1))
+    axes.set_xticks(layer_ticks + list(slots.values()),
+                    [str(t) for t in layer_ticks] + list(columns.values()), fontsize=8)
+    axes.set_xlim(first - 0.7, last + 2 * len(columns) + 0.9)
+    axes.set_xlabel("single layer (hidden_states index)  |  fusion (star) and plain embedding (square)")
+    axes.set_ylabel("linear-probe test accuracy (%)")
     axes.set_title(f"Linear probe per layer: {results['model']['name']}")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    axes.legend(title="task", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return figure
+
+
+def _plot_bars(plt, tasks, results):
+    columns = _summary_columns(tasks)
+    titles = {}
+    for key in columns:
+        rep = next(t["representations"][key] for t in tasks if key in t["representations"])
+        titles[key] = rep["title"] + (" (plain embedding)" if rep["kind"] == "plain" else "")
+    width = 0.8 / max(len(columns), 1)
+    figure, axes = plt.subplots(figsize=(max(6.0, 1.1 * len(tasks) * max(len(columns), 1) + 2), 4.5))
+    for number, key in enumerate(columns):
+        x, y, err = zip(*[(i + (number - (len(columns) - 1) / 2) * width, t["representations"][key]["mean"] * 100,
+                           t["representations"][key]["std"] * 100)
+                          for i, t in enumerate(tasks) if key in t["representations"]])
+        bars = axes.bar(x, y, width * 0.95, yerr=err, capsize=2, color=f"C{number % 10}", label=titles[key])
+        axes.bar_label(bars, labels=[f"{v:.1f}" for v in y], fontsize=8, padding=2)
+    axes.set_xticks(range(len(tasks)), [t["title"] for t in tasks])
+    axes.set_ylabel("linear-probe test accuracy (%)")
+    axes.set_ylim(0, 105)
+    axes.set_title(f"Linear probe: {results['model']['name']}")
+    axes.grid(alpha=0.3, axis="y")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return figure
 
 
 def model_index(results):
