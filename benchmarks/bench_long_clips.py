@@ -1,0 +1,148 @@
+"""Peak memory of long clips (1, 5, 20 minutes) per backbone: whole-clip pass vs the chunked path.
+
+    python benchmarks/bench_long_clips.py [--minutes 1 5 20] [--hear-minutes 10] [--backbones cnn14 ...]
+        [--output benchmarks/results/long_clips]
+
+Full-size models with random weights (memory and time do not depend on the weights), CPU, one thread,
+one clip of noise at the model's rate. Modes:
+  whole    today's path: the feature extractor and the model on the whole clip (`model(**extractor(audio))`);
+           not run where it would take more than WHOLE_LIMIT_GIB on this shared machine (AST beyond 1 minute:
+           attention over 12 x 10 patches per second is quadratic; others when 4 x the 5-minute figure is more).
+  chunked  `chunking.embed_long_clip` (default chunk_length_s = 30 s), per-frame features returned.
+  pipeline the "audio-embedding" pipeline with its default chunk_length_s (clip embedding only).
+  hear     `hear.get_timestamp_embeddings` on a [1, samples] batch (frames + timestamps).
+Each measurement runs in a fresh process: peak RSS growth = VmHWM - VmRSS after the model and the audio
+exist (VmHWM reset through /proc/self/clear_refs), so the returned frames count, the audio does not.
+Writes OUTPUT.json and OUTPUT.md.
+"""
+
+import argparse
+import ctypes
+import json
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+BACKBONES = ("cnn14", "efficientat", "vggish", "ast")
+TARGET_GIB = 2.0
+WHOLE_LIMIT_GIB = 3.0
+
+
+def _kib(field):
+    return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
+
+
+def worker(backbone, mode, minutes):
+    import numpy as np
+    import torch
+
+    from modeling_fusion import BACKBONES as CLASSES
+    from modeling_fusion.chunking import embed_long_clip
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    config_class, model_class, _, extractor_class = CLASSES[backbone]
+    model, extractor = model_class(config_class()).eval(), extractor_class()
+    rate = extractor.sampling_rate
+    audio = (np.random.default_rng(0).standard_normal(int(minutes * 60 * rate)) * 0.1).astype(np.float32)
+    if mode == "whole":
+        def run():
+            inputs = extractor(audio, sampling_rate=rate, return_tensors="pt")
+            with torch.no_grad():
+                return model(**inputs).last_hidden_state.shape
+    elif mode == "chunked":
+        def run():
+            return embed_long_clip(model, extractor, audio).last_hidden_state.shape
+    elif mode == "pipeline":
+        from modeling_fusion.pipeline_audio_embedding import AudioEmbeddingPipeline
+
+        pipe = AudioEmbeddingPipeline(model=model, feature_extractor=extractor)
+
+        def run():
+            return pipe(audio)["embedding"].shape
+    else:
+        from modeling_fusion.hear import HearModel, get_timestamp_embeddings
+
+        hear_model = HearModel(model, extractor)
+        clip = torch.from_numpy(audio)[None]
+
+        def run():
+            return get_timestamp_embeddings(clip, hear_model)[0].shape
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    baseline = _kib("VmRSS")
+    start = time.perf_counter()
+    shape = run()
+    seconds = time.perf_counter() - start
+    print(json.dumps({"backbone": backbone, "mode": mode, "minutes": minutes, "peak_growth_mib":
+                      round((_kib("VmHWM") - baseline) / 1024, 1), "seconds": round(seconds, 1),
+                      "output_shape": list(shape)}))
+
+
+def measure(backbone, mode, minutes):
+    command = [sys.executable, __file__, "--worker", backbone, mode, str(minutes)]
+    result = subprocess.run(command, capture_output=True, text=True)
+    if result.returncode != 0:
+        return {"backbone": backbone, "mode": mode, "minutes": minutes, "error": result.stderr.strip()[-300:]}
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def whole_fits(backbone, minutes, results):
+    if backbone == "ast":
+        return minutes <= 1
+    five = [r for r in results if r["backbone"] == backbone and r["mode"] == "whole" and r["minutes"] == 5]
+    if minutes <= 5 or not five or "error" in five[0]:
+        return minutes <= 5
+    return 4 * five[0]["peak_growth_mib"] < min(WHOLE_LIMIT_GIB * 1024, psutil.virtual_memory().available / 2**21)
+
+
+def table(results):
+    lines = ["| backbone | mode | minutes | peak RSS growth (MiB) | seconds | output |", "|---|---|---|---|---|---|"]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | failed: {r['error'][-80:]} | | |")
+        elif "skipped" in r:
+            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | not run: {r['skipped']} | | |")
+        else:
+            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | {r['peak_growth_mib']:.0f} | "
+                         f"{r['seconds']:.0f} | {r['output_shape']} |")
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--worker", nargs=3, metavar=("BACKBONE", "MODE", "MINUTES"), help=argparse.SUPPRESS)
+    parser.add_argument("--backbones", nargs="+", default=list(BACKBONES), choices=BACKBONES)
+    parser.add_argument("--minutes", nargs="+", type=float, default=[1, 5, 20])
+    parser.add_argument("--hear-minutes", type=float, default=10)
+    parser.add_argument("--modes", nargs="+", default=["whole", "chunked", "pipeline", "hear"])
+    parser.add_argument("--output", default="benchmarks/results/long_clips")
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args.worker[0], args.worker[1], float(args.worker[2]))
+    results = []
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    for backbone in args.backbones:
+        for mode in args.modes:
+            for minutes in ([args.hear_minutes] if mode == "hear" else args.minutes):
+                if mode == "whole" and not whole_fits(backbone, minutes, results):
+                    result = {"backbone": backbone, "mode": mode, "minutes": minutes,
+                              "skipped": f"> {WHOLE_LIMIT_GIB:.0f} GiB expected"}
+                else:
+                    result = measure(backbone, mode, minutes)
+                results.append(result)
+                print(json.dumps(result), flush=True)
+                output.with_suffix(".json").write_text(json.dumps(results, indent=1))
+                output.with_suffix(".md").write_text(table(results) + "\n")
+    over = [r for r in results if r.get("mode") != "whole" and r.get("peak_growth_mib", 0) > TARGET_GIB * 1024]
+    print(table(results))
+    print(f"chunked/pipeline/hear runs over {TARGET_GIB} GiB: {len(over)}")
+
+
+if __name__ == "__main__":
+    main()
