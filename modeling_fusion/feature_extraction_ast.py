@@ -1,13 +1,20 @@
-"""AST front end: transformers' `ASTFeatureExtractor` (Kaldi fbank, 128 bins), whole clips by default."""
+"""AST front end: transformers' `ASTFeatureExtractor` (Kaldi fbank, 128 bins), whole clips by default;
+batched torch on `device=`."""
 
 import warnings
 
 import numpy as np
-from transformers import ASTFeatureExtractor, BatchFeature
+import torch
+from transformers import ASTFeatureExtractor
+from transformers.audio_utils import mel_filter_bank, window_function
 
 from .audio_input import mono_clips, pad_frames
+from .spectral import batch_waves, check_device, frame_mask, on_device, pad_past_end, power_spectrum, to_batch_feature
 
 FRAME_LENGTH, FRAME_SHIFT = 400, 160  # Kaldi defaults at 16 kHz: 25 ms windows, 10 ms hop, snip_edges
+FFT_LENGTH = 512  # frames zero-padded to the next power of two, as Kaldi
+PREEMPHASIS = 0.97
+MEL_FLOOR = 1.192092955078125e-07  # float32 epsilon, Kaldi's log floor
 PATCH_FRAMES = 16  # one AST patch spans 16 frames: the shortest input the model accepts
 
 
@@ -32,6 +39,13 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
             # Kaldi's own 128-bin bank at 16 kHz has an empty filter (bin 3, between two FFT bins); expected.
             warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
             super().__init__(return_attention_mask=return_attention_mask, **kwargs)
+            if not hasattr(self, "mel_filters"):  # torchaudio computes the numpy fbank; the torch path needs these
+                self.mel_filters = mel_filter_bank(
+                    num_frequency_bins=FFT_LENGTH // 2 + 1, num_mel_filters=self.num_mel_bins, min_frequency=20,
+                    max_frequency=self.sampling_rate // 2, sampling_rate=self.sampling_rate, norm=None,
+                    mel_scale="kaldi", triangularize_in_mel_space=True,
+                )
+                self.window = window_function(FRAME_LENGTH, "hann", periodic=False)
         self.pad_to_max_length = pad_to_max_length
 
     @property
@@ -45,11 +59,54 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         return self._extract_fbank_features(clip, max_length=frames)
 
     def _clips(self, raw_audio, sampling_rate):
-        return mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__)
+        return mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
+                          getattr(self, "fixed_clip_seconds", None))
 
-    def __call__(self, raw_audio, sampling_rate=None, return_tensors=None, return_attention_mask=None, **kwargs):
-        """One clip, a list of clips or a [B, N] array of mono float audio -> BatchFeature."""
+    def torch_log_fbank(self, clips, device, dtype=torch.float32):
+        """List of [N_i] float32 clips -> (log-mel fbank [B, T, num_mel_bins] float32 on `device`, not normalised,
+        zero past a clip's 1 + (N_i - 400) // 160 frames; mask [B, T] int32).
+
+        The batched twin of transformers' numpy fbank (`audio_utils.spectrogram` as ASTFeatureExtractor calls it
+        without torchaudio): per frame DC removal, pre-emphasis 0.97 within the frame, symmetric Hann of 400,
+        512-point FFT, power, Kaldi mel bank, log with a float32-epsilon floor.
+        """
+        waves, lengths = batch_waves(clips, device, dtype)
+        frames = waves.unfold(1, FRAME_LENGTH, FRAME_SHIFT)
+        frames = frames - frames.mean(dim=-1, keepdim=True)
+        emphasised = torch.cat([frames[..., :1] * (1 - PREEMPHASIS), frames[..., 1:] - PREEMPHASIS * frames[..., :-1]], -1)
+        window = on_device(np.pad(self.window, (0, FFT_LENGTH - FRAME_LENGTH)), device, dtype)
+        power = power_spectrum(torch.nn.functional.pad(emphasised, (0, FFT_LENGTH - FRAME_LENGTH)), window)
+        fbank = torch.log((power @ on_device(self.mel_filters, device, dtype)).clamp_min(MEL_FLOOR))
+        mask = frame_mask(1 + (lengths - FRAME_LENGTH) // FRAME_SHIFT, fbank.shape[1])
+        return pad_past_end(fbank, mask, 0.0), mask
+
+    def _torch_features(self, clips, device, dtype):
+        """The torch path of __call__: (input_values [B, T, bins], attention_mask [B, T]) on `device`."""
+        fbank, mask = self.torch_log_fbank(clips, device, dtype)
+        if self.pad_to_max_length:  # zeros before normalising, or truncation, to max_length frames; all real
+            fbank = torch.nn.functional.pad(fbank[:, : self.max_length], (0, 0, 0, max(0, self.max_length - fbank.shape[1])))
+            mask = torch.ones(fbank.shape[:2], dtype=torch.int32, device=fbank.device)
+        if self.do_normalize:
+            fbank = self.normalize(fbank)
+        return pad_past_end(fbank, mask, self.padding_value), mask
+
+    def __call__(self, raw_audio, sampling_rate=None, return_tensors=None, return_attention_mask=None, device=None,
+                 computation_dtype=torch.float32, **kwargs):
+        """One clip, a list of clips or a [B, N] array of mono float audio -> BatchFeature.
+
+        device: None (default) computes each clip with transformers' fbank, the reference. A torch device ("cpu",
+        "cuda", ...) computes the whole batch there in `computation_dtype` (float32; float64 for parity checks)
+        and, with return_tensors="pt", leaves the tensors on it. It follows transformers' numpy fbank (used
+        when torchaudio is not installed): float32 within 1e-3 log units in mel bins within 60 dB of their frame's
+        loudest bin, 1e-2 below (float32 FFT round-off); float64 within 1e-6 (tests/test_frontends_torch.py).
+        """
         clips = self._clips(raw_audio, sampling_rate)
+        if device is not None:
+            values, mask = self._torch_features(clips, check_device(device, computation_dtype), computation_dtype)
+            features = {"input_values": values}
+            if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
+                features["attention_mask"] = mask
+            return to_batch_feature(features, return_tensors)
         if self.pad_to_max_length:
             fbanks = [self._extract_fbank_features(clip, max_length=self.max_length) for clip in clips]
         else:
@@ -60,7 +117,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         features = {"input_values": values}
         if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
             features["attention_mask"] = mask
-        return BatchFeature(features, tensor_type=return_tensors)
+        return to_batch_feature(features, return_tensors)
 
     def fit_normalization(self, clips, sampling_rate):
         """Set `mean` and `std` to statistics of a training set, as the paper's evaluation does (EVAR).
@@ -86,5 +143,11 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
             count = total
         if count == 0:
             raise ValueError("fit_normalization: `clips` is empty; give at least one training clip.")
-        self.mean, self.std = float(mean), float(np.sqrt(sum_sq / count))
+        std = float(np.sqrt(sum_sq / count))
+        if not (np.isfinite(mean) and np.isfinite(std) and std > 0):
+            raise ValueError(
+                f"fit_normalization: the clips' fbank has mean {mean} and std {std} (e.g. all silence or constant), "
+                "so normalising by it would give non-finite features; fit on real training audio."
+            )
+        self.mean, self.std = float(mean), std
         return self

@@ -1,0 +1,86 @@
+"""Batched torch framing and spectra for the feature extractors' `device=` path (remote code: torch, numpy).
+
+Each extractor keeps its numpy front end as the reference and default. With `device=` it uses these
+helpers: the batch is right-padded on the host and moved to the device once, framed there (each clip
+reflect-padded at its own ends where the reference centres frames), transformed by one batched FFT,
+and the frames past each clip's own end are set to the padding value. Windows and filter banks are the
+extractors' float64 numpy arrays (one derivation for both paths), copied to each (device, dtype) once.
+"""
+
+import numpy as np
+import torch
+from transformers import BatchFeature
+
+_DEVICE_COPIES = {}  # (bytes, shape, device, dtype) -> tensor: a few windows and filter banks per process
+
+
+def on_device(array, device, dtype):
+    """Torch copy of the numpy `array` on `device` in `dtype`, made once per (array, device, dtype)."""
+    array = np.ascontiguousarray(array)
+    key = (array.tobytes(), array.shape, str(torch.device(device)), dtype)
+    if key not in _DEVICE_COPIES:
+        _DEVICE_COPIES[key] = torch.from_numpy(array).to(device=device, dtype=dtype)
+    return _DEVICE_COPIES[key]
+
+
+def batch_waves(clips, device, dtype):
+    """List of 1-D float32 numpy clips -> (waves [B, N_max] on `device` in `dtype`, zero right-padded;
+    lengths [B] int64 on `device`, samples)."""
+    lengths = [len(clip) for clip in clips]
+    if len(set(lengths)) == 1:
+        host = np.stack(clips)
+    else:
+        host = np.zeros((len(clips), max(lengths)), dtype=np.float32)
+        for row, clip in enumerate(clips):
+            host[row, : len(clip)] = clip
+    waves = torch.from_numpy(host).to(device=device, dtype=dtype)
+    return waves, torch.tensor(lengths, device=device)
+
+
+def reflect_pad(waves, lengths, pad):
+    """[B, N] right-padded clips -> [B, N + 2 pad], each clip reflect-padded by `pad` samples at its own
+    start and end exactly as `np.pad(clip, pad, mode="reflect")`; samples after that stay zero.
+
+    Zero-padding the batch first and reflecting at the batch's end would mirror zeros into a short
+    clip's last frames. Every length must exceed `pad`.
+    """
+    padded = torch.nn.functional.pad(waves, (pad, pad))
+    padded[:, :pad] = waves[:, 1 : pad + 1].flip(-1)
+    offsets = torch.arange(pad, device=waves.device)
+    ends = pad + lengths[:, None]  # index of the first sample after each clip, in padded coordinates
+    padded.scatter_(1, ends + offsets, padded.gather(1, ends - 2 - offsets))
+    return padded
+
+
+def power_spectrum(frames, window):
+    """[..., n_fft] frames x window [n_fft] -> [..., n_fft // 2 + 1] power |rfft|^2 (re^2 + im^2)."""
+    spectrum = torch.fft.rfft(frames * window)
+    return spectrum.real.square() + spectrum.imag.square()
+
+
+def frame_mask(num_frames, longest):
+    """num_frames [B] int64 -> mask [B, longest] int32, 1 for each clip's real frames."""
+    return (torch.arange(longest, device=num_frames.device)[None, :] < num_frames[:, None]).to(torch.int32)
+
+
+def pad_past_end(values, mask, padding_value):
+    """values [B, T, ...] -> float32 copy with the frames where mask [B, T] is 0 set to `padding_value`."""
+    keep = mask.bool().reshape(*mask.shape, *([1] * (values.dim() - 2)))
+    return torch.where(keep, values, torch.tensor(padding_value, dtype=values.dtype, device=values.device)).float()
+
+
+def to_batch_feature(features, return_tensors):
+    """Torch tensors stay on their device with return_tensors="pt"; otherwise they come back as numpy arrays."""
+    if return_tensors != "pt":
+        features = {name: value.cpu().numpy() if torch.is_tensor(value) else value for name, value in features.items()}
+    return BatchFeature(features, tensor_type=return_tensors)
+
+
+def check_device(device, computation_dtype):
+    """torch.device for `device`, with a ValueError for a dtype the FFT cannot take."""
+    if computation_dtype not in (torch.float32, torch.float64):
+        raise ValueError(
+            f"computation_dtype must be torch.float32 (default) or torch.float64 (exact parity checks), "
+            f"got {computation_dtype}"
+        )
+    return torch.device(device)
