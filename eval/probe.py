@@ -12,6 +12,7 @@ shuffling sampler). So folds run in order on one ProbeRandomness continue the st
 """
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ MAX_EPOCHS = 200
 PATIENCE = 20
 MAX_BATCH = 200
 TEST_BATCH = 256
+STATISTICS_BLOCK_BYTES = 64 * 2**20  # embeddings per block of the scaler fit and the finiteness checks
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy.py"
 
 
@@ -71,36 +73,75 @@ def load_accuracy_metric():
 
 
 def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid=None, y_valid=None,
-                 lr=3e-4, max_epochs=MAX_EPOCHS, patience=PATIENCE, metric=None, device="cpu"):
+                 lr=3e-4, max_epochs=MAX_EPOCHS, patience=PATIENCE, metric=None, device="cpu", name="embeddings"):
     """Train a linear classifier on embeddings and return its test accuracy.
 
-    x_*: [n, D] float arrays; y_*: [n] int class indices in [0, num_classes). Without x_valid, a
-    class-complete 10% of the (scaled) training clips is held out for early stopping. On CPU it runs
-    on one thread: its small matrix products are slower when split (and far slower on a busy machine).
+    x_*: [n, D] float32 embeddings, either arrays (np.memmap too) or lazy row views such as
+    `cache.CachedEmbeddings` / `cache.RowSelection`: anything with `len()`, `.shape` and `x[positions]`
+    -> array [len(positions), D]. y_*: [n] int class indices in [0, num_classes). Without x_valid, a
+    class-complete 10% of the (scaled) training clips is held out for early stopping.
+
+    Memory does not grow with n beyond O(n) integers: the StandardScaler is fitted in blocks of about
+    `STATISTICS_BLOCK_BYTES` of embeddings, and every mini-batch is read, moved to `device` and scaled
+    there; a reader thread fetches the next batch while the device works. On CPU the probe runs on one
+    thread: its small matrix products are slower when split (and far slower on a busy machine).
+    Raises ValueError naming `name` when any embedding it would use is NaN or infinite.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if torch.device(device).type == "cpu" else threads)
     try:
-        return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                             lr, max_epochs, patience, metric, device)
+        with ThreadPoolExecutor(1) as reader:
+            return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
+                                 lr, max_epochs, patience, metric, device, name, reader)
     finally:
         torch.set_num_threads(threads)
 
 
+def fit_scaler(x, name="embeddings", block_rows=None):
+    """sklearn's StandardScaler fitted on x [n, D] block by block (`partial_fit`, float64 statistics),
+    so only one block of rows is in memory. One block (n <= block_rows) is exactly `fit(x)`; more agree
+    with it to float64 rounding. A feature with (near) zero variance gets scale 1, as sklearn gives it.
+    Raises ValueError naming `name` when a row holds NaN or infinity (sklearn would skip NaN silently)."""
+    scaler = StandardScaler()
+    for start, block in _blocks(x, block_rows):
+        scaler.partial_fit(_finite(block, start, name))
+    return scaler
+
+
+def _blocks(x, block_rows=None):
+    """(first row, float32 rows) of x in blocks of `block_rows` (default: about STATISTICS_BLOCK_BYTES)."""
+    block_rows = block_rows or max(1, STATISTICS_BLOCK_BYTES // (4 * max(1, x.shape[1])))
+    for start in range(0, len(x), block_rows):
+        yield start, np.asarray(x[np.arange(start, min(start + block_rows, len(x)))], np.float32)
+
+
+def _finite(block, first, name):
+    bad = ~np.isfinite(block).all(axis=1)
+    if bad.any():
+        rows = (np.flatnonzero(bad) + first).tolist()
+        raise ValueError(f"{name}: {len(rows)} embedding(s) hold NaN or infinity (rows {rows[:5]}); the model "
+                         "produced them or the cache is damaged: check the model, or delete its cache to re-extract")
+    return block
+
+
 def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                  lr, max_epochs, patience, metric, device):
+                  lr, max_epochs, patience, metric, device, name, reader):
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")
     batch = min(MAX_BATCH, len(x_train))
-    scaler = StandardScaler().fit(x_train)
-    x_train = scaler.transform(x_train)
+    scaler = fit_scaler(x_train, f"{name} (training clips)")
+    train_pos = np.arange(len(x_train))
     if x_valid is None:
         train_pos, valid_pos = class_complete_split(y_train, randomness.numpy)
-        x_train, x_valid, y_train, y_valid = x_train[train_pos], x_train[valid_pos], y_train[train_pos], y_train[valid_pos]
+        x_valid, y_train, y_valid = x_train, y_train[train_pos], y_train[valid_pos]
     else:
-        x_valid, y_valid = scaler.transform(x_valid), np.asarray(y_valid)
-    x_train, x_valid = (torch.as_tensor(x, dtype=torch.float32, device=device) for x in (x_train, x_valid))
+        valid_pos, y_valid = np.arange(len(x_valid)), np.asarray(y_valid)
+        _check_finite(x_valid, f"{name} (validation clips)")
+    _check_finite(x_test, f"{name} (test clips)")
+    # sklearn's transform in float32: (x - float32(mean)) / float32(scale), the same IEEE operations on any device
+    mean, scale = (torch.as_tensor(v.astype(np.float32), device=device) for v in (scaler.mean_, scaler.scale_))
+    scaled = lambda rows: (torch.from_numpy(rows).to(device) - mean) / scale  # noqa: E731
     targets = F.one_hot(torch.as_tensor(y_train), num_classes).float().to(device)
 
     model = _linear(x_train.shape[1], num_classes, randomness.torch).to(device)
@@ -108,15 +149,16 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
     best_acc, best_epoch, best_state, wait = 0.0, 0, None, 0
     for epoch in range(max_epochs):
         model.train()
-        order = randomness.shuffle(len(x_train))
-        for start in range(0, len(x_train), batch):
-            rows = order[start:start + batch].to(device)
+        order = randomness.shuffle(len(train_pos))
+        steps = [order[start:start + batch] for start in range(0, len(order), batch)]
+        for rows, inputs in zip(steps, _read(reader, x_train, [train_pos[s.numpy()] for s in steps])):
+            rows = rows.to(device)
             optimizer.zero_grad()
-            loss = -torch.mean(targets[rows] * F.log_softmax(model(x_train[rows]), dim=-1))
+            loss = -torch.mean(targets[rows] * F.log_softmax(model(scaled(inputs)), dim=-1))
             loss.backward()
             optimizer.step()
         randomness.loader_seed()  # the validation DataLoader's iterator
-        acc = float((_predict(model, x_valid, batch) == y_valid).mean())
+        acc = float((_predict(model, reader, x_valid, valid_pos, batch, scaled) == y_valid).mean())
         if acc >= best_acc:
             best_acc, best_epoch, wait = acc, epoch, 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -128,11 +170,25 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
     weight = best_state["weight"].double().cpu().numpy() / scaler.scale_  # fold (x - mean) / scale into the layer
     bias = best_state["bias"].double().cpu().numpy() - weight @ scaler.mean_
     randomness.loader_seed()  # the test DataLoader's iterator
-    x_test = torch.as_tensor(scaler.transform(x_test), dtype=torch.float32, device=device)
-    predictions = _predict(model, x_test, TEST_BATCH)
+    predictions = _predict(model, reader, x_test, np.arange(len(x_test)), TEST_BATCH, scaled)
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
     return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias)
+
+
+def _check_finite(x, name):
+    for start, block in _blocks(x):
+        _finite(block, start, name)
+
+
+def _read(reader, x, position_lists):
+    """x[positions] as float32 arrays for each list in turn, the next one read while the caller works."""
+    fetch = lambda positions: np.ascontiguousarray(x[positions], dtype=np.float32)  # noqa: E731
+    pending = reader.submit(fetch, position_lists[0]) if position_lists else None
+    for following in position_lists[1:] + [None]:
+        current = pending.result()
+        pending = reader.submit(fetch, following) if following is not None else None
+        yield current
 
 
 def _linear(in_features, out_features, generator):
@@ -145,8 +201,9 @@ def _linear(in_features, out_features, generator):
 
 
 @torch.no_grad()
-def _predict(model, x, batch):
-    """Class indices as EVAR scores them: its targets are one-hot, so it takes argmax of the *sigmoid*
-    of the logits (float32; saturated logits tie at 1.0 and the first class wins)."""
+def _predict(model, reader, x, positions, batch, scaled):
+    """Class indices of rows `positions` of x as EVAR scores them: its targets are one-hot, so it takes
+    argmax of the *sigmoid* of the logits (float32; saturated logits tie at 1.0 and the first class wins)."""
     model.eval()
-    return torch.cat([model(x[i:i + batch]).sigmoid().argmax(-1) for i in range(0, len(x), batch)]).cpu().numpy()
+    parts = _read(reader, x, [positions[i:i + batch] for i in range(0, len(positions), batch)])
+    return torch.cat([model(scaled(rows)).sigmoid().argmax(-1) for rows in parts]).cpu().numpy()

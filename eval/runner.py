@@ -14,7 +14,7 @@ import numpy as np
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
-from .cache import ViewCache, digest
+from .cache import RowSelection, ViewCache, digest
 from .datasource import load_table
 from .extract import extract
 from .probe import ProbeRandomness, linear_probe
@@ -92,7 +92,7 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
     task, table = prepared.task, prepared.table
     views = _Views(len(table), prepared.start, prepared.shuffled)
     result = {
-        "title": task.title, "source": table.source,
+        "title": task.title, "source": table.source, "data": table.provenance,
         "dataset_id": task.hub_id if table.source == task.hub_id else task.name, "unit_sec": task.unit_sec,
         "clips": len(table), "bad_files": [table.names[row] for row in np.flatnonzero(views.bad)],
         "runs": [run.name for run in prepared.runs], "seeds": list(settings.seeds), "representations": {},
@@ -105,7 +105,9 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
         per_seed = {}
         for seed in settings.seeds:
             randomness = ProbeRandomness(seed)
-            folds = [_probe(run, embeddings, table.labels, randomness, lr, metric, device) for run in runs]
+            folds = [_probe(run, embeddings, table.labels, randomness, lr, metric, device,
+                            f"task {task.name!r}, representation {rep.key!r}, {run.name} "
+                            f"(cache {prepared.start.directory.parent})") for run in runs]
             probes = [fold.pop("probe") for fold in folds]
             if settings.export_classifier and rep.kind == "fusion" and "export" not in result:
                 result["export"] = _export(rep, seed, runs[0], probes[0], table)
@@ -122,7 +124,8 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
 
 
 class _Views:
-    """Row -> embedding lookup over the start view (test role) and the random view (train role)."""
+    """Row -> embedding lookup over the start view (test role) and the random view (train role); `load`
+    opens one representation lazily (`ViewCache.embeddings`) and `get` selects rows without reading them."""
 
     def __init__(self, n_rows, start, shuffled):
         self.caches = (start, shuffled)
@@ -133,7 +136,7 @@ class _Views:
             self.bad[cache.rows[~cache.info()[1]]] = True
 
     def load(self, key):
-        self.arrays = [cache.load(key) if len(cache.rows) else None for cache in self.caches]
+        self.arrays = [cache.embeddings(key) if len(cache.rows) else None for cache in self.caches]
         return self
 
     @property
@@ -141,15 +144,12 @@ class _Views:
         return next(a for a in self.arrays if a is not None).shape
 
     def get(self, rows, role):
-        if role == "test":
-            return self.arrays[0][self.position[0][rows]]
-        from_random = self.position[1][rows] >= 0
-        out = np.empty((len(rows), self.shape[1]), np.float32)
-        if from_random.any():
-            out[from_random] = self.arrays[1][self.position[1][rows[from_random]]]
-        if (~from_random).any():
-            out[~from_random] = self.arrays[0][self.position[0][rows[~from_random]]]
-        return out
+        """RowSelection [len(rows), D]: test rows from the start view; train rows from the random view,
+        or from the start view for clips whose two views are the same audio."""
+        from_random = np.zeros(len(rows), bool) if role == "test" else self.position[1][rows] >= 0
+        position = np.where(from_random, self.position[1][rows], self.position[0][rows])
+        sources = [a if a is not None else self.arrays[1 - i] for i, a in enumerate(self.arrays)]  # empty: never picked
+        return RowSelection(sources, from_random.astype(np.int64), position)
 
 
 def _drop_bad(run, bad):
@@ -164,7 +164,7 @@ def _classes(labels):
     return sorted(unique, key=int if numeric else str)
 
 
-def _probe(run, embeddings, labels, randomness, lr, metric, device):
+def _probe(run, embeddings, labels, randomness, lr, metric, device, name):
     classes = _classes(labels[run.train])
     index = {label: i for i, label in enumerate(classes)}
     for role, rows in (("valid", run.valid), ("test", run.test)):
@@ -174,7 +174,8 @@ def _probe(run, embeddings, labels, randomness, lr, metric, device):
     encode = lambda rows: np.array([index[label] for label in labels[rows]])  # noqa: E731
     valid = {} if run.valid is None else {"x_valid": embeddings.get(run.valid, "train"), "y_valid": encode(run.valid)}
     result = linear_probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
-                          encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, **valid)
+                          encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, name=name,
+                          **valid)
     return {"run": run.name, "accuracy": result.accuracy, "best_epoch": result.best_epoch, "epochs": result.epochs,
             "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test),
             "probe": (classes, result)}
