@@ -57,6 +57,10 @@ def load_table(task, data_dir, sampling_rate, metadata_dir=None):
     the split file, if the task has one. `provenance` records what was loaded (Hub revision, split file
     and the rows it dropped). Raises ValueError naming what is missing and where to get it."""
     folder, metadata = local_paths(task, data_dir, metadata_dir)
+    split_file = split_file_path(task, data_dir, metadata_dir)
+    if split_file is not None and not split_file.is_file():  # before any download
+        download = f"; download it from {task.split_file_url} to {split_file}" if task.split_file_url else ""
+        raise ValueError(f"task {task.name!r}: split file {split_file} not found{download} (or pass --split-file)")
     if folder is not None and folder.is_dir():
         audio, frame, source, key, provenance = _local_frame(task, folder, metadata)
     elif task.hub_id or task.dataset_dir:
@@ -70,7 +74,6 @@ def load_table(task, data_dir, sampling_rate, metadata_dir=None):
             f"metadata.csv (file_name,{task.label_column},{task.split_column or task.fold_column}), or pass "
             f"--data-dir (and --metadata-dir for EVAR's layout) pointing at it.{how}"
         )
-    split_file = split_file_path(task, data_dir, metadata_dir)
     if split_file is not None:
         keep, frame, joined = _join_split_file(task, frame, split_file, source)
         audio = audio.select(keep)
@@ -134,9 +137,6 @@ def _dataset_frame(task):
 
 def _join_split_file(task, frame, path, where):
     """(kept row indices, joined frame, provenance) of a split file joined on `task.join_column`."""
-    if not path.is_file():
-        download = f"; download it from {task.split_file_url} to {path}" if task.split_file_url else ""
-        raise ValueError(f"task {task.name!r}: split file {path} not found{download} (or pass --split-file)")
     split = pd.read_csv(path)
     key = task.join_column if task.join_column in split else "file_name"
     if key not in split or not {"split", "fold"} & set(split.columns):
