@@ -2,8 +2,9 @@
 
 Fusion models of this package (their config has `fusion_layers`) give the configured fusion
 (`pooler_output`), the backbone's plain embedding and each layer l (`pooled_hidden_states[l]`, or
-`hidden_states[l]` pooled over time with the config's pooling). Any other transformers audio model (wav2vec2, HuBERT, ...) gives
-its `hidden_states`, mean+max pooled per layer, and a fusion = those pooled layers concatenated.
+`hidden_states[l]` pooled over time with the config's pooling). Any other transformers audio encoder (wav2vec2,
+HuBERT, WavLM, Whisper, CLAP, AST, ...) runs inside an `EncoderFusionModel` and gives its `hidden_states`, mean+max
+pooled per layer over real frames, and a fusion = those pooled layers concatenated.
 """
 
 import hashlib
@@ -18,6 +19,9 @@ from transformers import AutoConfig, AutoFeatureExtractor, AutoModel
 
 import modeling_fusion  # noqa: F401  registers this package's models with the Auto classes
 from modeling_fusion import fusion as fusion_recipe
+from modeling_fusion import spectral
+from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
+from modeling_fusion.model_source import check_model_source
 
 FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT"}
 
@@ -36,6 +40,7 @@ class Embedder:
     """Model + feature extractor; `embed(features)` -> {representation key: [B, D] float32}."""
 
     def __init__(self, model_id, layers=None, sweep=False, revision=None, trust_remote_code=False):
+        check_model_source(model_id, revision)  # a missing folder / unreachable Hub id: one line, at once
         options = dict(revision=revision, trust_remote_code=trust_remote_code)
         config = AutoConfig.from_pretrained(model_id, **options)
         self.is_fusion = hasattr(config, "fusion_layers")
@@ -44,8 +49,11 @@ class Embedder:
             if layers:
                 changes["fusion_layers"] = list(layers)
             config = type(config).from_dict({**config.to_dict(), **changes})
-        self.model = AutoModel.from_pretrained(model_id, config=config, **options).eval()
-        self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, **options)
+            self.model = AutoModel.from_pretrained(model_id, config=config, **options).eval()
+            self.feature_extractor = AutoFeatureExtractor.from_pretrained(model_id, **options)
+        else:  # a plain encoder (Whisper: its encoder, CLAP: its audio tower), real frames only
+            self.model = EncoderFusionModel.from_encoder_pretrained(model_id, **options)
+            self.feature_extractor = load_encoder_feature_extractor(model_id, **options)
         self.sampling_rate = int(self.feature_extractor.sampling_rate)
         self.model_id = model_id
         self.family = config.model_type.split("-")[0]
@@ -116,7 +124,7 @@ class Embedder:
         config.pop("_name_or_path", None)
         digest.update(json.dumps(config, sort_keys=True, default=str).encode())
         digest.update(self.feature_extractor.to_json_string().encode())
-        for obj in (type(self.model), type(self.feature_extractor), fusion_recipe):
+        for obj in (type(self.model), type(self.feature_extractor), fusion_recipe, spectral):
             digest.update(Path(inspect.getsourcefile(obj)).read_bytes())
         digest.update(torch.__version__.split("+")[0].encode())
         return digest.hexdigest()

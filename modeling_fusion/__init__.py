@@ -18,6 +18,8 @@ from .modeling_efficientat import EfficientATForAudioClassification, EfficientAT
 from .configuration_vggish import VGGishFusionConfig
 from .feature_extraction_vggish import VGGishFeatureExtractor
 from .modeling_vggish import VGGishForAudioClassification, VGGishFusionModel
+from .configuration_encoder_fusion import EncoderFusionConfig
+from .modeling_encoder_fusion import EncoderFusionForAudioClassification, EncoderFusionModel
 
 __version__ = "0.1.0"
 
@@ -35,3 +37,8 @@ for _config, _model, _head, _extractor in BACKBONES.values():
     AutoModel.register(_config, _model, exist_ok=True)
     AutoModelForAudioClassification.register(_config, _head, exist_ok=True)
     AutoFeatureExtractor.register(_config, _extractor, exist_ok=True)
+
+# Fusion of any transformers audio encoder: its folders use the encoder's own feature extractor.
+AutoConfig.register(EncoderFusionConfig.model_type, EncoderFusionConfig, exist_ok=True)
+AutoModel.register(EncoderFusionConfig, EncoderFusionModel, exist_ok=True)
+AutoModelForAudioClassification.register(EncoderFusionConfig, EncoderFusionForAudioClassification, exist_ok=True)

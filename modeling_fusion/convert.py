@@ -13,6 +13,7 @@ CONVERTERS = {
     "ast": "modeling_fusion.convert_ast",
     "cnn14": "modeling_fusion.convert_cnn14",
     "efficientat": "modeling_fusion.convert_efficientat",
+    "encoder": "modeling_fusion.convert_encoder",
     "vggish": "modeling_fusion.convert_vggish",
 }
 

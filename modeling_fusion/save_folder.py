@@ -17,9 +17,10 @@ def _model_classes(model):
     base = getattr(model, model.base_model_prefix, None)
     if base is not None:
         return type(base), type(model)
-    from . import BACKBONES
+    from . import BACKBONES, EncoderFusionForAudioClassification, EncoderFusionModel
 
-    for _, base_class, head_class, _ in BACKBONES.values():
+    pairs = [(base, head) for _, base, head, _ in BACKBONES.values()]
+    for base_class, head_class in pairs + [(EncoderFusionModel, EncoderFusionForAudioClassification)]:
         if base_class.__name__ == type(model).__name__:
             return base_class, head_class
     raise ValueError(f"{type(model).__name__} is not a model of this package")
@@ -37,7 +38,8 @@ def save_model_folder(model, feature_extractor, output_dir):
     type(model.config).register_for_auto_class("AutoConfig")
     base_class.register_for_auto_class("AutoModel")
     head_class.register_for_auto_class("AutoModelForAudioClassification")
-    type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
+    if not type(feature_extractor).__module__.startswith("transformers."):  # a library extractor loads by its type
+        type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
     model.config.auto_map = {
         "AutoConfig": _class_path(type(model.config)),
         "AutoModel": _class_path(base_class),

@@ -1,0 +1,112 @@
+"""Configuration of the multilayer fusion of any transformers audio encoder (wav2vec2, HuBERT, WavLM,
+data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+from .fusion import POOLINGS
+
+# Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
+WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
+# For "cls+dist": the AST tokens [CLS, DIST, patches...] (Gong et al. 2021).
+AST_POOLINGS = ("cls+dist",) + POOLINGS
+
+
+def resolve_encoder_config(encoder_config):
+    """A config object, or a dict with `model_type`, -> the encoder's `PretrainedConfig`.
+
+    A full CLAP config (text + audio) gives its audio tower's `ClapAudioConfig`.
+    """
+    if isinstance(encoder_config, dict):
+        if "model_type" not in encoder_config:
+            raise ValueError("encoder_config needs a `model_type` (e.g. 'wav2vec2', 'whisper'), as in a config.json")
+        values = {key: value for key, value in encoder_config.items() if key != "model_type"}
+        encoder_config = CONFIG_MAPPING[encoder_config["model_type"]](**values)
+    if not isinstance(encoder_config, PretrainedConfig):
+        raise ValueError(f"encoder_config must be a PretrainedConfig or a dict, got {type(encoder_config).__name__}")
+    if encoder_config.model_type == "clap":
+        encoder_config = encoder_config.audio_config
+    return encoder_config
+
+
+class EncoderFusionConfig(PretrainedConfig):
+    """The paper's multilayer fusion (Niizumi et al., EUSIPCO 2022) on a transformers audio encoder.
+
+    Args:
+        encoder_config: the encoder's config (`PretrainedConfig` or its dict with `model_type`; any
+            audio model type; a full CLAP config keeps its audio tower). Required. Its layer drop is
+            set to 0 so that a forward always runs every layer (as s3prl does).
+        fusion_layers: hidden states fused, numbered as the encoder's `hidden_states`: 0 is the input
+            to the first block, l the output of block l (CLAP: of stage l) before any final norm.
+            Default: the last layer.
+        pooling: clip pooling over real frames: "mean+max" (the paper's sum of temporal mean and
+            max), "mean" or "max"; AST also "cls+dist" ((CLS + DIST) / 2 of each fused layer).
+
+    Raises ValueError for a missing encoder config, layers outside 0..num_layers or an unknown pooling.
+    """
+
+    model_type = "encoder-fusion"
+    sub_configs = {"encoder_config": AutoConfig}
+    has_no_defaults_at_init = True
+
+    def __init__(self, encoder_config=None, fusion_layers=None, pooling="mean+max", **kwargs):
+        if encoder_config is None:
+            raise ValueError("EncoderFusionConfig needs encoder_config (the audio encoder's config); build one with "
+                             "EncoderFusionModel.from_encoder_pretrained(name_or_path, fusion_layers=[...])")
+        self.encoder_config = resolve_encoder_config(encoder_config)
+        for name in ("layerdrop", "encoder_layerdrop"):
+            if getattr(self.encoder_config, name, None):
+                setattr(self.encoder_config, name, 0.0)
+        count = self.num_layers
+        fusion_layers = [count] if fusion_layers is None else sorted({int(layer) for layer in fusion_layers})
+        if not fusion_layers or not all(0 <= layer <= count for layer in fusion_layers):
+            raise ValueError(f"fusion_layers must be hidden-state numbers 0-{count} of this "
+                             f"{self.encoder_config.model_type} encoder, got {fusion_layers}")
+        poolings = AST_POOLINGS if self.encoder_type == AST else POOLINGS
+        if pooling not in poolings:
+            raise ValueError(f"pooling must be one of {poolings} for {self.encoder_type}, got {pooling!r}")
+        self.fusion_layers = fusion_layers
+        self.pooling = pooling
+        attention = self.encoder_config._attn_implementation
+        super().__init__(**kwargs)
+        if self.encoder_config._attn_implementation is None:  # the base class resets sub-configs' choice
+            self.encoder_config._attn_implementation = attention
+
+    @property
+    def encoder_type(self):
+        return self.encoder_config.model_type
+
+    @property
+    def num_layers(self):
+        """Blocks (CLAP: stages) of the encoder; `hidden_states` has num_layers + 1 entries."""
+        if self.encoder_type == CLAP:
+            return len(self.encoder_config.depths)
+        return self.encoder_config.num_hidden_layers
+
+    @property
+    def layer_sizes(self):
+        """Per-frame feature size of each hidden state (index 0 = the input to the first block)."""
+        encoder = self.encoder_config
+        if self.encoder_type == AST:
+            frequency_patches = (encoder.num_mel_bins - encoder.patch_size) // encoder.frequency_stride + 1
+            return [encoder.hidden_size * frequency_patches] * (self.num_layers + 1)
+        if self.encoder_type == CLAP:  # channels x frequency of each stage map after undoing the mel-to-image fold
+            stride = encoder.patch_stride
+            stride = stride[0] if isinstance(stride, (list, tuple)) else stride
+            frequency = encoder.spec_size // stride // (encoder.spec_size // encoder.num_mel_bins)
+            stages = [min(layer, self.num_layers - 1) for layer in range(self.num_layers + 1)]
+            return [encoder.patch_embeds_hidden_size * 2**s * (frequency // 2**s) for s in stages]
+        width = encoder.d_model if self.encoder_type == WHISPER else encoder.hidden_size
+        return [width] * (self.num_layers + 1)
+
+    @property
+    def layer_embedding_size(self):
+        """Size of one fused layer's clip embedding under `pooling`, per layer."""
+        if self.pooling == "cls+dist":
+            return [self.encoder_config.hidden_size] * (self.num_layers + 1)
+        return self.layer_sizes
+
+    @property
+    def hidden_size(self):
+        """Size of `pooler_output`: the fused layers' clip embeddings concatenated."""
+        return sum(self.layer_embedding_size[layer] for layer in self.fusion_layers)

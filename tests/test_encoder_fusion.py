@@ -1,0 +1,222 @@
+"""EncoderFusionModel on tiny random encoders of every family: config round trips, the fused embedding
+against the recipe computed here from the original encoder's own hidden states (real frames only), layer
+numbering against forward hooks, mixed-length batches against single clips, the classifier and errors.
+
+Tolerances: the fusion model runs the very same encoder modules, so values differ only by float32
+reduction order between batch shapes; rtol 1e-5 plus an atol of 1e-5 x the largest magnitude."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from encoder_testing import AST_FRAMES, clips, tiny_encoder
+from transformers import AutoConfig, Wav2Vec2FeatureExtractor
+
+from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
+from modeling_fusion.modeling_encoder_fusion import (
+    EncoderFusionForAudioClassification, EncoderFusionModel, encoder_blocks,
+)
+
+FAMILIES = ["wav2vec2", "wav2vec2-layer", "hubert", "wavlm", "data2vec-audio", "whisper", "clap", "ast"]
+WAVEFORM = {"wav2vec2", "wav2vec2-layer", "hubert", "wavlm", "data2vec-audio"}
+
+
+def close(actual, expected):
+    actual, expected = torch.as_tensor(actual).detach(), torch.as_tensor(expected).detach()
+    np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-5 * float(expected.abs().max()))
+
+
+def build(family, layers, seed=0):
+    torch.manual_seed(seed)
+    encoder, _, extractor = tiny_encoder(family)
+    encoder.eval()
+    config = EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=layers)
+    return EncoderFusionModel(config, encoder=encoder).eval(), encoder, extractor
+
+
+def features(extractor, waves):  # wav2vec2's extractor pads only when asked; the others pad to their fixed length
+    padding = {"padding": True} if isinstance(extractor, Wav2Vec2FeatureExtractor) else {}
+    return extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt", **padding)
+
+
+def pool(frames):  # the paper's mean + max over time, [T, D] -> [D]
+    return frames.mean(dim=0) + frames.amax(dim=0)
+
+
+def clap_frames(feature_map, ratio, kernel):
+    """Independent recipe for one CLAP stage map [C, H, W]: the image rows are `ratio` time chunks of F
+    frequency rows each; frame k * W + w is column w of chunk k, flattened c * F + f; then max-pooled in time."""
+    channels, height, width = feature_map.shape
+    freq = height // ratio
+    frames = [feature_map[:, k * freq:(k + 1) * freq, w].reshape(-1) for k in range(ratio) for w in range(width)]
+    frames = torch.stack(frames)  # [T, C * F]
+    return F.max_pool1d(frames.T.unsqueeze(0), kernel, kernel)[0].T if kernel > 1 else frames
+
+
+def ast_frames(tokens, freq_patches):
+    """Independent recipe for AST tokens [2 + f * t, D] (frequency-major patches): frame t = patches
+    (f, t) for all f, flattened d * f_count + f."""
+    patches = tokens[2:]
+    time_patches = patches.shape[0] // freq_patches
+    return torch.stack([torch.stack([patches[f * time_patches + t] for f in range(freq_patches)], dim=1).reshape(-1)
+                        for t in range(time_patches)])
+
+
+def reference(family, encoder, extractor, waves, layers):
+    """Expected (pooler rows, real-frame counts) from the original encoder's own outputs."""
+    if family in WAVEFORM:  # each clip alone, unpadded
+        rows, counts = [], []
+        for wave in waves:
+            with torch.no_grad():
+                hidden = encoder(**features(extractor, [wave]), output_hidden_states=True).hidden_states
+            rows.append(torch.cat([pool(hidden[layer][0]) for layer in layers]))
+            counts.append(hidden[0].shape[1])
+        return torch.stack(rows), counts
+    inputs = features(extractor, waves)
+    if family == "whisper":
+        captured = []
+        handle = encoder.layers[-1].register_forward_hook(lambda m, a, out: captured.append(out))
+        with torch.no_grad():
+            hidden = list(encoder(inputs["input_features"], output_hidden_states=True).hidden_states)
+        handle.remove()
+        # transformers ties Whisper's last hidden state to the post-norm output: block L itself is the hook's
+        with torch.no_grad():
+            close(hidden[-1], encoder.layer_norm(captured[0]))
+        hidden[-1] = captured[0]
+        counts = [math.ceil(math.ceil(len(w) / 160) / 2) for w in waves]  # mel frames every 160 samples, stride 2
+        return torch.stack([torch.cat([pool(hidden[layer][b, :n]) for layer in layers])
+                            for b, n in enumerate(counts)]), counts
+    if family == "clap":
+        with torch.no_grad():
+            maps = encoder(**inputs, output_hidden_states=True).hidden_states
+        ratio = encoder.config.spec_size // encoder.config.num_mel_bins
+        width = {layer: maps[layer].shape[-1] for layer in layers}
+        coarsest = min(width.values())
+        rows = [torch.cat([pool(clap_frames(maps[layer][b], ratio, width[layer] // coarsest)) for layer in layers])
+                for b in range(len(waves))]
+        return torch.stack(rows), [ratio * coarsest] * len(waves)
+    if family == "ast":
+        with torch.no_grad():
+            hidden = encoder(**inputs, output_hidden_states=True).hidden_states
+        fbank_frames = [1 + (len(w) - 400) // 160 for w in waves]  # kaldi fbank, 25 ms / 10 ms at 16 kHz
+        counts = [(n - 16) // 10 + 1 for n in fbank_frames]
+        freq = (128 - 16) // 10 + 1
+        return torch.stack([torch.cat([pool(ast_frames(hidden[layer][b], freq)[:n]) for layer in layers])
+                            for b, n in enumerate(counts)]), counts
+    raise ValueError(family)
+
+
+def model_inputs(family, extractor, waves):
+    inputs = features(extractor, waves)
+    if family == "ast":  # transformers' extractor pads every clip to max_length and returns no mask: give one
+        fbank_frames = torch.tensor([1 + (len(w) - 400) // 160 for w in waves])
+        inputs["attention_mask"] = (torch.arange(AST_FRAMES) < fbank_frames[:, None]).long()
+    return inputs
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_config_round_trip(family, tmp_path):
+    encoder, _, _ = tiny_encoder(family)
+    config = EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=[2, 1], pooling="max")
+    config.save_pretrained(tmp_path)
+    def without_path(values):
+        return {key: value for key, value in values.items() if key != "_name_or_path"}
+
+    for loaded in (EncoderFusionConfig.from_pretrained(tmp_path), AutoConfig.from_pretrained(tmp_path)):
+        assert type(loaded) is EncoderFusionConfig and loaded.fusion_layers == [1, 2]
+        assert without_path(loaded.to_dict()) == without_path(config.to_dict())  # the full nested dict: no value lost or reset on reload (#40266)
+        assert loaded.encoder_config.to_dict() == config.encoder_config.to_dict()
+    from_dict = EncoderFusionConfig(encoder_config=config.encoder_config.to_dict(), fusion_layers=[1, 2], pooling="max")
+    assert from_dict.to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fused_embedding_matches_recipe_and_single_clips(family):
+    rate = tiny_encoder(family)[2].sampling_rate
+    waves = clips(rate, (0.5, 1.0))
+    model, encoder, extractor = build(family, [1, 2])
+    inputs = model_inputs(family, extractor, waves)
+    with torch.no_grad():
+        out = model(**inputs)
+    expected, counts = reference(family, encoder, extractor, waves, [1, 2])
+    close(out.pooler_output, expected)
+    assert out.pooler_output.shape[1] == model.config.hidden_size
+    if out.frame_mask is not None:
+        assert out.frame_mask.sum(dim=1).tolist() == counts
+        assert not out.last_hidden_state[~out.frame_mask].any(), "frames past a clip's end are zero"
+    else:
+        assert family == "clap" and counts[0] == out.last_hidden_state.shape[1]
+    for index, wave in enumerate(waves):  # a mixed-length batch gives each clip its single-clip result
+        with torch.no_grad():
+            single = model(**model_inputs(family, extractor, [wave]))
+        close(out.pooler_output[index:index + 1], single.pooler_output)
+        frames = single.last_hidden_state.shape[1] if single.frame_mask is None else int(single.frame_mask.sum())
+        close(out.last_hidden_state[index, :frames], single.last_hidden_state[0, :frames])
+
+
+@pytest.mark.parametrize("family", ["wav2vec2-layer", "wavlm", "whisper", "ast"])
+def test_layer_numbering_is_block_outputs(family):
+    """hidden_states[0] is the input to block 1 and hidden_states[l] the output of block l, as forward hooks on
+    the original encoder's blocks see them; the original's own hidden_states agree except the last entry
+    where transformers swaps in the post-norm output (Whisper)."""
+    model, encoder, extractor = build(family, [1])
+    inputs = features(extractor, clips(extractor.sampling_rate, (1.0,)))
+    blocks = encoder_blocks(encoder)
+    seen = []
+    handles = [blocks[0].register_forward_pre_hook(lambda m, args: seen.append(args[0]))]
+    handles += [b.register_forward_hook(lambda m, a, out: seen.append(out[0] if isinstance(out, tuple) else out))
+                for b in blocks]
+    with torch.no_grad():
+        original = encoder(**{k: v for k, v in inputs.items() if k != "attention_mask"}, output_hidden_states=True)
+    for handle in handles:
+        handle.remove()
+    with torch.no_grad():
+        ours = model(**inputs, output_hidden_states=True).hidden_states
+    assert len(ours) == len(blocks) + 1 == len(original.hidden_states) == len(seen)
+    for layer, tokens in enumerate(seen):
+        expected = tokens[0] if family != "ast" else ast_frames(tokens[0], 12)
+        close(ours[layer][0, :expected.shape[0]], expected)
+    for layer in range(len(blocks)):
+        torch.testing.assert_close(original.hidden_states[layer], seen[layer], rtol=0, atol=0)
+    raw_last = torch.equal(original.hidden_states[-1], seen[-1])
+    assert raw_last == (family != "whisper"), "of these, transformers 5 swaps only Whisper's last entry (post-norm)"
+
+
+def test_blocks_above_the_deepest_fused_layer_do_not_run():
+    model, encoder, extractor = build("wav2vec2", [1])
+    calls = []
+    encoder.encoder.layers[1].register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        model(**features(extractor, clips(16000, (0.5,))))
+    assert calls == []
+    with torch.no_grad():
+        model(**features(extractor, clips(16000, (0.5,))), output_hidden_states=True)
+    assert calls == [1]
+
+
+def test_classifier_head_on_the_fused_embedding():
+    torch.manual_seed(0)
+    encoder, _, extractor = tiny_encoder("hubert")
+    config = EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=[0, 3], id2label={0: "a", 1: "b"},
+                                 label2id={"a": 0, "b": 1})
+    head = EncoderFusionForAudioClassification(config).eval()
+    inputs = features(extractor, clips(16000, (0.5, 1.0)))
+    with torch.no_grad():
+        out = head(**inputs, labels=torch.tensor([0, 1]))
+        pooled = head.encoder_fusion(**inputs).pooler_output
+    close(out.logits, head.classifier(pooled))
+    close(out.loss, F.cross_entropy(head.classifier(pooled), torch.tensor([0, 1])))
+
+
+def test_bad_configs_raise():
+    encoder, _, _ = tiny_encoder("wav2vec2")
+    with pytest.raises(ValueError, match="needs encoder_config"):
+        EncoderFusionConfig()
+    with pytest.raises(ValueError, match="0-3"):
+        EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=[4])
+    with pytest.raises(ValueError, match="pooling"):
+        EncoderFusionConfig(encoder_config=encoder.config, pooling="cls+dist")
+    with pytest.raises(ValueError, match="model_type"):
+        EncoderFusionConfig(encoder_config={"hidden_size": 16})
