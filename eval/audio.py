@@ -9,6 +9,8 @@ does not depend on the order, the batch or the number of processes.
 import numpy as np
 import torch
 
+from modeling_fusion.audio_input import fix_length  # noqa: F401  the one clip-length rule, shared with exports
+
 VIEWS = ("start", "random")
 
 
@@ -19,12 +21,6 @@ def crop_offset(length, unit_samples, view, crop_seed, row):
     if view == "start" or length <= unit_samples:
         return 0
     return int(np.random.default_rng([crop_seed, row]).integers(0, length - unit_samples))
-
-
-def fix_length(wave, unit_samples, offset=0):
-    """[N] -> [unit_samples] float32: the window at `offset`, zero-padded at the end when short."""
-    wave = np.asarray(wave, dtype=np.float32)[offset:offset + unit_samples]
-    return np.pad(wave, (0, unit_samples - len(wave)))
 
 
 class ClipDataset(torch.utils.data.Dataset):
@@ -56,18 +52,19 @@ class ClipDataset(torch.utils.data.Dataset):
 
 
 class ClipCollator:
-    """Batch of ClipDataset items -> tensors + the feature extractor's output (picklable for workers)."""
-
-    def __init__(self, feature_extractor):
-        self.feature_extractor = feature_extractor
+    """Batch of ClipDataset items -> {"waves" [B, N] float32 (right-padded), "samples" [B] (each wave's own
+    length), "rows", "lengths", "ok" [B]}. Picklable for DataLoader workers, which thus only decode,
+    resample and fix lengths; the feature extractor runs on the accelerator in `extract`."""
 
     def __call__(self, items):
-        features = self.feature_extractor(
-            [item["wave"] for item in items], sampling_rate=self.feature_extractor.sampling_rate, return_tensors="pt"
-        )
+        samples = [len(item["wave"]) for item in items]
+        waves = torch.zeros(len(items), max(samples))
+        for row, item in enumerate(items):
+            waves[row, : samples[row]] = torch.from_numpy(np.asarray(item["wave"], dtype=np.float32))
         return {
+            "waves": waves,
+            "samples": torch.tensor(samples),
             "rows": torch.tensor([item["row"] for item in items]),
             "lengths": torch.tensor([item["length"] for item in items]),
             "ok": torch.tensor([item["ok"] for item in items]),
-            "features": dict(features),
         }

@@ -56,11 +56,12 @@ def build_parser():
     parser.add_argument("--unit-sec", type=float, help="clip length in seconds (required for a custom task)")
     parser.add_argument("--split-file", metavar="CSV",
                         help="CSV of file_name (or the --join-column name) and split or fold, optionally label, joined "
-                             "onto the dataset by file base name; rows absent from it are dropped and counted")
+                             "onto the dataset by file name (no folder, no extension); rows absent from it are dropped and counted")
     parser.add_argument("--join-column", help="dataset column holding each clip's file name, for --split-file")
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable audio files (counted in results.json)")
     parser.add_argument("--batch-size", type=int, default=32, help="extraction batch per process")
-    parser.add_argument("--num-workers", type=int, default=0, help="dataloader workers decoding audio, per process")
+    parser.add_argument("--num-workers", type=int,
+                        help="dataloader workers decoding audio, per process (default: min(8, CPU cores per process - 1))")
     parser.add_argument("--chunk-size", type=int, default=512, help="clips per cache file (the resume granularity)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache ($FUSION_EVAL_CACHE)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="probe seeds")
@@ -88,6 +89,10 @@ def main(argv=None):
     for name in ("batch_size", "chunk_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.num_workers is None:
+        from .extract import default_num_workers
+
+        args.num_workers = default_num_workers()
     if args.num_workers < 0:
         parser.error("--num-workers must be >= 0")
     try:
@@ -147,7 +152,7 @@ def run(args, tasks):
             if "export" not in task:
                 raise ValueError(f"--export-classifier needs a fusion representation; {name} has none")
             folder = Path(args.export_classifier) / (name if len(tasks) > 1 else "")
-            task["export"] = export_classifier(args.model, task.pop("export"), folder, args.revision,
+            task["export"] = export_classifier(args.model, task.pop("export"), folder, task["unit_sec"], args.revision,
                                                args.trust_remote_code)
     paths = write_report(results, args.output)
     print(Path(paths["table"]).read_text())

@@ -2,8 +2,12 @@
 
 The dataloader of each missing chunk is prepared by Accelerate (each process takes every N-th batch)
 and `gather_for_metrics` puts the batches back in dataset order without the padding duplicates, so
-N processes store the same arrays, in the same order, as one.
+N processes store the same arrays, in the same order, as one. DataLoader workers decode, resample and
+fix lengths; the feature extractor runs batched on the accelerator, then the model.
 """
+
+import inspect
+import os
 
 import numpy as np
 import torch
@@ -11,6 +15,27 @@ from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
 from .audio import ClipCollator, ClipDataset
+
+MAX_WORKERS = 8
+
+
+def default_num_workers():
+    """DataLoader workers per process when none are asked for: min(8, CPU cores per local process - 1),
+    so 0 (decoding in the main process) with a single core. Processes on this machine: $LOCAL_WORLD_SIZE."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+    return max(0, min(MAX_WORKERS, per_process - 1))
+
+
+def compute_features(extractor, waves, samples, device):
+    """Right-padded waves [B, N] and their own lengths `samples` [B] (CPU tensors) -> the extractor's tensors
+    on `device`. Extractors that take `device=` (this package's, transformers' Whisper) compute there;
+    others compute on the CPU and the tensors are moved."""
+    clips = [wave[:count] for wave, count in zip(waves.numpy(), samples.tolist())]
+    takes_device = "device" in inspect.signature(extractor.__call__).parameters
+    options = {"device": device} if takes_device else {}
+    features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt", **options)
+    return {name: value.to(device, non_blocking=True) for name, value in features.items()}
 
 
 def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, batch_size=32, num_workers=0,
@@ -25,17 +50,20 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
     total = sum(len(cache.chunk_rows(chunk)) for chunk in todo)
     if not total:
         return 0
-    collate = ClipCollator(embedder.feature_extractor)
+    device = accelerator.device
     progress = tqdm(total=total, desc=desc, unit="clip", disable=not accelerator.is_main_process)
     for chunk in todo:
         dataset = ClipDataset(table, cache.chunk_rows(chunk), view, unit_samples, crop_seed, skip_bad)
-        loader = accelerator.prepare(torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=collate))
+        loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+            dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=ClipCollator(),
+            pin_memory=device.type == "cuda"), device_placement=False)  # waves stay on the host until the extractor
         parts = []
         for batch in loader:
+            features = compute_features(embedder.feature_extractor, batch["waves"], batch["samples"], device)
             with accelerator.autocast():
-                embeddings = embedder.embed(batch["features"])
-            info = {"rows": batch["rows"], "lengths": batch["lengths"], "ok": batch["ok"].to(torch.uint8)}
+                embeddings = embedder.embed(features)
+            info = {"rows": batch["rows"].to(device), "lengths": batch["lengths"].to(device),
+                    "ok": batch["ok"].to(device=device, dtype=torch.uint8)}
             gathered = accelerator.gather_for_metrics({**info, **embeddings})
             if accelerator.is_main_process:
                 parts.append({key: value.cpu().numpy() for key, value in gathered.items()})

@@ -47,14 +47,15 @@ def test_fsdd_slice_sweep(tmp_path):
     assert fsdd["timings"]["clips_encoded"] == 240 and fsdd["bad_files"] == []
     assert results["tasks"]["fsdd-speaker"]["timings"]["clips_encoded"] == 0, "same clips and rule: cache hit"
 
-    # The test clips' cached embeddings are the model's output on the first second of each clip.
+    # The test clips' cached embeddings are the model's output on the first second of each clip (features
+    # from the torch front end on the extraction device, as fusion-eval computes them).
     embedder = Embedder(str(model), sweep=True)
     task = resolve_task("fsdd")
     table = load_table(task, data.parent, 16000, tmp_path / "meta")
     start = cached(tmp_path / "cache", "start-*")
     rows = start.rows[:4]
     clips = [fix_length(table.wave(int(r)), 16000) for r in rows]
-    direct = embedder.embed(embedder.feature_extractor(clips, sampling_rate=16000, return_tensors="pt"))
+    direct = embedder.embed(embedder.feature_extractor(clips, sampling_rate=16000, return_tensors="pt", device="cpu"))
     for key in ("fusion_3_6", "layer_2", "plain"):
         np.testing.assert_allclose(start.load(key)[:4], direct[key].numpy(), rtol=1e-5, atol=1e-7 * direct[key].abs().max().item())
 
