@@ -9,8 +9,9 @@ folder), or EVAR's layout: audio under `--data-dir/<folder>` and `<metadata-dir>
 A dataset folder (`load_dataset(folder)`, e.g. parquet shards `data/<split>-*.parquet`) or a Hub
 dataset (`load_dataset(hub_id, hub_config, revision=hub_revision)`) gives every split, concatenated;
 its split names become the split column. A split file (CSV of `file_name` or the join column, plus
-`split` or `fold`, optionally the label) is then joined on the task's `join_column` by file base
-name: its split/fold/label columns replace the dataset's, rows absent from it are dropped and counted.
+`split` or `fold`, optionally the label) is then joined on the task's `join_column` by file name
+without folder and extension: its split/fold/label columns replace the dataset's, rows absent from it
+are dropped and counted.
 """
 
 import hashlib
@@ -145,7 +146,9 @@ def _join_split_file(task, frame, path, where):
     if task.join_column not in frame:
         raise ValueError(f"{where} has no column {task.join_column!r} (set by --join-column) to join {path} on; "
                          f"columns are {[c for c in frame.columns if c != 'name']}")
-    base = lambda names: names.astype(str).str.replace("\\", "/").str.rsplit("/", n=1).str[-1]  # noqa: E731
+    # the file's stem: no folder, no extension (a Hub copy may store paths, or re-encode .wav to .flac)
+    base = lambda names: names.astype(str).str.replace("\\", "/").str.rsplit("/", n=1).str[-1].str.replace(  # noqa: E731
+        r"\.[A-Za-z0-9]{1,5}$", "", regex=True)
     split_keys = base(split[key])
     duplicated = sorted(set(split_keys[split_keys.duplicated()]))
     if duplicated:

@@ -31,7 +31,7 @@ class Task:
 
     folder: relative to `--data-dir`; dataset_dir: a local folder `datasets.load_dataset` reads (parquet
     shards in the Hub's `data/<split>-*.parquet` layout); hub_id/hub_config/hub_revision: a Hub dataset
-    (revision None = `main`, unpinned); split_file: a CSV joined on `join_column` by file base name
+    (revision None = `main`, unpinned); split_file: a CSV joined on `join_column` by file name (no folder/extension)
     (a bare name is looked up in `--metadata-dir`, then `--data-dir`).
     """
 

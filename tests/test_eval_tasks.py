@@ -89,7 +89,7 @@ def test_resolve_task_specs(tmp_path):
 def fsdd(tmp_path_factory):
     """66 real FSDD clips (digits 0-2, 2 speakers): takes 5-11 train, 0-3 test, as parquet shards
     data/train-*.parquet + data/test-*.parquet; an unsplit shard of the same rows plus 5 rows more
-    (files named clips/<name>), and a split CSV of the 66 rows."""
+    (files named clips/<stem>.wav), and a split CSV of the 66 rows (<stem>.flac)."""
     data = shared_path("data", "fsdd")
     frame = pd.read_csv(data / "metadata.csv")
     frame = frame[frame.label.isin([0, 1, 2]) & frame.speaker.isin(["george", "jackson"])]
@@ -101,7 +101,7 @@ def fsdd(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         datasets.Dataset.from_dict({
             "audio": [{"bytes": (data / name).read_bytes(), "path": Path(name).name} for name in rows.file_name],
-            "file": [f"clips/{Path(name).name}" for name in rows.file_name], "label": rows.label.tolist(),
+            "file": [f"clips/{Path(name).stem}.wav" for name in rows.file_name], "label": rows.label.tolist(),
         }, features=FEATURES).to_parquet(path)
 
     shard(train, root / "split" / "data" / "train-00000-of-00001.parquet")
@@ -154,7 +154,7 @@ def test_parquet_hub_layout_cached_hub_id_and_split_file_end_to_end(fsdd, tmp_pa
     assert hub["data"]["revision"] == SHA and hub["data"]["revision_requested"] == SHA
     assert (hub["source"], hub["dataset_id"], hub["data"]["route"]) == ("tester/tiny", "tester/tiny", "Hub")
 
-    # One unsplit shard (5 rows more) + a split CSV joined on the file base name.
+    # One unsplit shard (5 rows more) + a split CSV joined on the file name (x.wav in the shard, x.flac in the CSV).
     joined = _run(fsdd, tmp_path, str(fsdd["root"] / "unsplit"), "--split-file", str(fsdd["root"] / "split.csv"),
                   "--join-column", "file")
     assert joined["clips"] == 66
