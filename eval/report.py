@@ -11,7 +11,7 @@ def write_report(results, output_dir):
     paths = {"json": output / "results.json", "table": output / "results.md",
              "plot": output / "layers.png", "model_index": output / "model_index.yaml"}
     paths["json"].write_text(json.dumps(results, indent=1))
-    paths["table"].write_text(markdown_table(results))
+    paths["table"].write_text(markdown_table(results) + data_sources(results))
     plot_layers(results, paths["plot"])
     paths["model_index"].write_text(model_index(results))
     return paths
@@ -43,6 +43,25 @@ def markdown_table(results):
     seeds = ", ".join(str(s) for s in results["settings"]["seeds"])
     lines += ["", f"Linear-probe accuracy (%), mean±std (population std) over seeds {seeds}; fold tasks "
                   "average their folds within each seed."]
+    return "\n".join(lines) + "\n"
+
+
+def data_sources(results):
+    """Markdown lines naming where each task's data came from: folder, or Hub id @ the commit loaded
+    (config), and the split file with the rows its join dropped."""
+    lines = ["", "Data:"]
+    for task in results["tasks"].values():
+        data = task.get("data") or {}
+        if data.get("route") == "Hub":
+            config = f" [{data['config']}]" if data.get("config") else ""
+            where = f"Hub `{data['dataset']}`{config} @ `{data.get('revision') or 'unknown revision'}`"
+        else:
+            where = f"{data.get('route', 'local folder')} `{task['source']}`"
+        if data.get("split_file"):
+            where += (f" + split file `{Path(data['split_file']).name}` (sha256 {data['split_file_sha256'][:12]}) "
+                      f"joined on `{data['join_column']}`: {data['rows_dropped']} of {data['rows_before_join']} rows "
+                      "not in it, dropped")
+        lines.append(f"- {task['title']}: {where}; {task['clips']} clips")
     return "\n".join(lines) + "\n"
 
 
@@ -147,7 +166,8 @@ def model_index(results):
         name = rep["title"]
         evals.append(EvalResult(
             task_type="audio-classification", task_name="Linear evaluation (EVAR protocol)",
-            dataset_type=task["dataset_id"],
+            dataset_type=task["dataset_id"], dataset_revision=(task.get("data") or {}).get("revision"),
+            dataset_config=(task.get("data") or {}).get("config"),
             dataset_name=task["title"], dataset_split="test" if task["runs"] == ["split"] else "leave-one-fold-out",
             metric_type="accuracy", metric_value=round(rep["mean"] * 100, 2),
             metric_name=f"Accuracy (%), mean of seeds {', '.join(map(str, task['seeds']))}",

@@ -125,6 +125,7 @@ def _run(fsdd, tmp_path, *task_args):
     main(["--model", str(fsdd["model"]), "--task", *task_args, "--unit-sec", "1.0", "--seeds", "42",
           "--cache-dir", str(tmp_path / "cache"), "--output", str(out), "--batch-size", "33"])
     (task,) = json.loads((out / "results.json").read_text())["tasks"].values()
+    task["output"] = out
     return task
 
 
@@ -153,6 +154,8 @@ def test_parquet_hub_layout_cached_hub_id_and_split_file_end_to_end(fsdd, tmp_pa
     hub = _run(fsdd, tmp_path, f"tester/tiny@{SHA}")
     assert hub["data"]["revision"] == SHA and hub["data"]["revision_requested"] == SHA
     assert (hub["source"], hub["dataset_id"], hub["data"]["route"]) == ("tester/tiny", "tester/tiny", "Hub")
+    assert f"- tester/tiny: Hub `tester/tiny` @ `{SHA}`; 66 clips" in (hub["output"] / "results.md").read_text()
+    assert f"revision: {SHA}" in (hub["output"] / "model_index.yaml").read_text()
 
     # One unsplit shard (5 rows more) + a split CSV joined on the file name (x.wav in the shard, x.flac in the CSV).
     joined = _run(fsdd, tmp_path, str(fsdd["root"] / "unsplit"), "--split-file", str(fsdd["root"] / "split.csv"),
@@ -160,6 +163,7 @@ def test_parquet_hub_layout_cached_hub_id_and_split_file_end_to_end(fsdd, tmp_pa
     assert joined["clips"] == 66
     assert (joined["data"]["rows_before_join"], joined["data"]["rows_dropped"]) == (71, 5)
     assert joined["data"]["split_file_rows_unmatched"] == 0
+    assert "joined on `file`: 5 of 71 rows not in it, dropped; 66 clips" in (joined["output"] / "results.md").read_text()
 
     # Same audio, rows, roles and crops by every route: the same embeddings, so the same accuracies.
     for key in ("fusion_3_6", "plain"):
