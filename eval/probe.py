@@ -12,7 +12,6 @@ shuffling sampler). So folds run in order on one ProbeRandomness continue the st
 """
 
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ PATIENCE = 20
 MAX_BATCH = 200
 TEST_BATCH = 256
 STATISTICS_BLOCK_BYTES = 64 * 2**20  # embeddings per block of the scaler fit and the finiteness checks
+RESIDENT_BYTES = 512 * 2**20  # embeddings up to this size are scaled onto the device once, larger ones per batch
 METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy.py"
 
 
@@ -82,17 +82,17 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_va
     class-complete 10% of the (scaled) training clips is held out for early stopping.
 
     Memory does not grow with n beyond O(n) integers: the StandardScaler is fitted in blocks of about
-    `STATISTICS_BLOCK_BYTES` of embeddings, and every mini-batch is read, moved to `device` and scaled
-    there; a reader thread fetches the next batch while the device works. On CPU the probe runs on one
-    thread: its small matrix products are slower when split (and far slower on a busy machine).
+    `STATISTICS_BLOCK_BYTES` of embeddings; embeddings of up to `RESIDENT_BYTES` are read and scaled
+    onto `device` once, larger ones are read, moved to `device` and scaled there one mini-batch at a
+    time. Either way the numbers are the same. On CPU the probe runs on one thread: its small matrix
+    products are slower when split (and far slower on a busy machine).
     Raises ValueError naming `name` when any embedding it would use is NaN or infinite.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if torch.device(device).type == "cpu" else threads)
     try:
-        with ThreadPoolExecutor(1) as reader:
-            return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                                 lr, max_epochs, patience, metric, device, name, reader)
+        return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
+                             lr, max_epochs, patience, metric, device, name)
     finally:
         torch.set_num_threads(threads)
 
@@ -125,7 +125,7 @@ def _finite(block, first, name):
 
 
 def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                  lr, max_epochs, patience, metric, device, name, reader):
+                  lr, max_epochs, patience, metric, device, name):
     y_train, y_test = np.asarray(y_train), np.asarray(y_test)
     if len(x_train) != len(y_train) or len(x_test) != len(y_test):
         raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")
@@ -139,26 +139,26 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
         valid_pos, y_valid = np.arange(len(x_valid)), np.asarray(y_valid)
         _check_finite(x_valid, f"{name} (validation clips)")
     _check_finite(x_test, f"{name} (test clips)")
-    # sklearn's transform in float32: (x - float32(mean)) / float32(scale), the same IEEE operations on any device
     mean, scale = (torch.as_tensor(v.astype(np.float32), device=device) for v in (scaler.mean_, scaler.scale_))
-    scaled = lambda rows: (torch.from_numpy(rows).to(device) - mean) / scale  # noqa: E731
+    x_train, x_test = _ScaledRows(x_train, mean, scale), _ScaledRows(x_test, mean, scale)
+    x_valid = x_train if x_valid is None else _ScaledRows(x_valid, mean, scale)
     targets = F.one_hot(torch.as_tensor(y_train), num_classes).float().to(device)
 
-    model = _linear(x_train.shape[1], num_classes, randomness.torch).to(device)
+    model = _linear(len(mean), num_classes, randomness.torch).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
     best_acc, best_epoch, best_state, wait = 0.0, 0, None, 0
     for epoch in range(max_epochs):
         model.train()
         order = randomness.shuffle(len(train_pos))
-        steps = [order[start:start + batch] for start in range(0, len(order), batch)]
-        for rows, inputs in zip(steps, _read(reader, x_train, [train_pos[s.numpy()] for s in steps])):
-            rows = rows.to(device)
+        for start in range(0, len(order), batch):
+            rows = order[start:start + batch]
+            inputs = x_train[train_pos[rows.numpy()]]
             optimizer.zero_grad()
-            loss = -torch.mean(targets[rows] * F.log_softmax(model(scaled(inputs)), dim=-1))
+            loss = -torch.mean(targets[rows.to(device)] * F.log_softmax(model(inputs), dim=-1))
             loss.backward()
             optimizer.step()
         randomness.loader_seed()  # the validation DataLoader's iterator
-        acc = float((_predict(model, reader, x_valid, valid_pos, batch, scaled) == y_valid).mean())
+        acc = float((_predict(model, x_valid, valid_pos, batch) == y_valid).mean())
         if acc >= best_acc:
             best_acc, best_epoch, wait = acc, epoch, 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -170,7 +170,7 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
     weight = best_state["weight"].double().cpu().numpy() / scaler.scale_  # fold (x - mean) / scale into the layer
     bias = best_state["bias"].double().cpu().numpy() - weight @ scaler.mean_
     randomness.loader_seed()  # the test DataLoader's iterator
-    predictions = _predict(model, reader, x_test, np.arange(len(x_test)), TEST_BATCH, scaled)
+    predictions = _predict(model, x_test, np.arange(len(y_test)), TEST_BATCH)
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
     return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias)
@@ -181,14 +181,24 @@ def _check_finite(x, name):
         _finite(block, start, name)
 
 
-def _read(reader, x, position_lists):
-    """x[positions] as float32 arrays for each list in turn, the next one read while the caller works."""
-    fetch = lambda positions: np.ascontiguousarray(x[positions], dtype=np.float32)  # noqa: E731
-    pending = reader.submit(fetch, position_lists[0]) if position_lists else None
-    for following in position_lists[1:] + [None]:
-        current = pending.result()
-        pending = reader.submit(fetch, following) if following is not None else None
-        yield current
+class _ScaledRows:
+    """Rows of x [n, D] standardised as sklearn's transform does in float32, (x - float32(mean)) /
+    float32(scale) (the same IEEE operations on any device), as tensors on the device of `mean`:
+    `rows[positions]` -> [len(positions), D]. All rows are read and scaled once when they take at most
+    RESIDENT_BYTES, else each call reads just its rows."""
+
+    def __init__(self, x, mean, scale):
+        self.x, self.mean, self.scale = x, mean, scale
+        self.resident = self.scaled(np.arange(len(x))) if len(x) * x.shape[1] * 4 <= RESIDENT_BYTES else None
+
+    def scaled(self, positions):
+        rows = torch.from_numpy(np.ascontiguousarray(self.x[positions], dtype=np.float32))
+        return (rows.to(self.mean.device) - self.mean) / self.scale
+
+    def __getitem__(self, positions):
+        if self.resident is None:
+            return self.scaled(positions)
+        return self.resident[torch.as_tensor(positions, device=self.mean.device)]
 
 
 def _linear(in_features, out_features, generator):
@@ -201,9 +211,9 @@ def _linear(in_features, out_features, generator):
 
 
 @torch.no_grad()
-def _predict(model, reader, x, positions, batch, scaled):
-    """Class indices of rows `positions` of x as EVAR scores them: its targets are one-hot, so it takes
-    argmax of the *sigmoid* of the logits (float32; saturated logits tie at 1.0 and the first class wins)."""
+def _predict(model, x, positions, batch):
+    """Class indices of rows `positions` of x (a _ScaledRows) as EVAR scores them: its targets are one-hot,
+    so it takes argmax of the *sigmoid* of the logits (float32; saturated logits tie at 1.0, the first wins)."""
     model.eval()
-    parts = _read(reader, x, [positions[i:i + batch] for i in range(0, len(positions), batch)])
-    return torch.cat([model(scaled(rows)).sigmoid().argmax(-1) for rows in parts]).cpu().numpy()
+    return torch.cat([model(x[positions[i:i + batch]]).sigmoid().argmax(-1)
+                      for i in range(0, len(positions), batch)]).cpu().numpy()

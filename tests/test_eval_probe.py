@@ -204,14 +204,16 @@ def test_chunked_standardisation_equals_sklearn(block_rows):
     assert np.isfinite(ours.transform(x)).all()
 
 
-@pytest.mark.parametrize("statistics_block_bytes", [None, 24 * 4 * 50])
-def test_probe_streamed_from_cache_equals_in_memory_reference(tmp_path, metric, monkeypatch, statistics_block_bytes):
+@pytest.mark.parametrize("streamed", [False, True])
+def test_probe_from_cache_equals_in_memory_reference(tmp_path, metric, monkeypatch, streamed):
     """Train rows from two caches (as fusion-eval mixes its random and start views), test rows from a
-    third, read chunk by chunk: the same accuracy, best epoch, predictions and (bit for bit) weights as
-    the in-memory EVAR reference, also when the scaler is fitted in blocks of 50 rows (the float32 batches
-    and so the training stay bit-identical; only the float64 fold of the scaler moves by rounding)."""
-    if statistics_block_bytes:
-        monkeypatch.setattr(probe_module, "STATISTICS_BLOCK_BYTES", statistics_block_bytes)
+    third: the same accuracy, best epoch, predictions and (bit for bit) weights as the in-memory EVAR
+    reference, read into memory at once (small data) or `streamed`: every mini-batch read from the
+    chunk files and the scaler fitted in blocks of 50 rows (the float32 batches and so the training stay
+    bit-identical; only the float64 fold of the scaler into the weights moves, by rounding)."""
+    if streamed:
+        monkeypatch.setattr(probe_module, "STATISTICS_BLOCK_BYTES", 24 * 4 * 50)
+        monkeypatch.setattr(probe_module, "RESIDENT_BYTES", 0)
     x, y = blobs(420, 24, 6, spread=4.0, seed=7)
     train, test = np.arange(300), np.arange(300, 420)
     from_start = np.zeros(300, np.int64)
@@ -231,7 +233,7 @@ def test_probe_streamed_from_cache_equals_in_memory_reference(tmp_path, metric, 
     np.testing.assert_array_equal(got.predictions, predictions)
     # The trained float32 layer is the same; folding it with block-wise float64 statistics moves the
     # folded float64 weights by float64 rounding only (measured 9e-16 relative), one block not at all.
-    tolerance = dict(rtol=1e-13, atol=0) if statistics_block_bytes else dict(rtol=0, atol=0)
+    tolerance = dict(rtol=1e-13, atol=0) if streamed else dict(rtol=0, atol=0)
     np.testing.assert_allclose(got.weight, weight, **tolerance)
     np.testing.assert_allclose(got.bias, bias, **tolerance)
     assert 0.3 < accuracy < 0.99, "toy problem must be neither trivial nor hopeless"
