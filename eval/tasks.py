@@ -231,10 +231,11 @@ def _in_hub_cache(hub_id):
 
 def route(task, data_dir, metadata_dir=None):
     """'local', 'hub' or None: what `load_table` would use now (Hub = no local folder; needs network
-    unless cached), None when neither exists (e.g. a split file still to download)."""
+    unless cached), None when it would fail (a local folder without its metadata, a split file still
+    to download, or no source at all)."""
     folder, metadata = local_paths(task, data_dir, metadata_dir)
-    if folder is not None and folder.is_dir() and metadata.is_file():
-        return "local"
+    if folder is not None and folder.is_dir():
+        return "local" if metadata.is_file() else None
     split_file = split_file_path(task, data_dir, metadata_dir)
     if (task.hub_id or task.dataset_dir) and (split_file is None or split_file.is_file()):
         return "hub" if task.hub_id else "dataset"
@@ -270,6 +271,7 @@ def list_tasks(data_dir, metadata_dir=None):
             now = route(task, data_dir, metadata_dir)
             lines.append("  runs from: " + {"local": "the local folder", "hub": "the Hub" + (
                 " + split file" if split_file else ""), None: "nothing found yet: " + (
+                "the local folder's metadata is missing" if folder is not None and folder.is_dir() else
                 "download the split file" if task.hub_id else "prepare the local folder and its metadata")}[now])
             if task.note:
                 lines.append(f"  note: {task.note}")

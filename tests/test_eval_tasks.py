@@ -42,6 +42,8 @@ def test_every_paper_task_resolves_to_a_route(tmp_path):
     (tmp_path / "spcv2").mkdir()
     (tmp_path / "meta" / "spcv2.csv").write_text("file_name,label,split\n")
     assert route(TASKS["spcv2"], tmp_path, tmp_path / "meta") == "local", "EVAR layout"
+    (tmp_path / "esc50").mkdir()
+    assert route(TASKS["esc50"], tmp_path) is None, "a local folder without its metadata.csv stops the run"
     with pytest.raises(ValueError, match="split file .*cremad.csv not found; download it from https://raw"):
         load_table(cremad, tmp_path, 16000)
 
