@@ -18,7 +18,6 @@ import json
 import logging
 import os
 import sys
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -82,7 +81,7 @@ def load_progress(progress_file, fingerprint):
             if str(saved["fingerprint"]) != fingerprint:
                 return {}
             return saved["results"].item()
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as error:
+    except Exception as error:  # any damage: torn zip, bad pickle, truncated array, missing key
         logger.warning(f"progress file {progress_file} is damaged ({type(error).__name__}: {error}); "
                        "discarding it and starting over")
         progress_file.unlink(missing_ok=True)
@@ -176,8 +175,8 @@ def main(argv=None):
     if not args.model and not args.random_weights_demo:
         parser.error("give MODEL (a converted folder or Hub id), or --random-weights-demo BACKBONE")
     try:
+        model, extractor = load_model(args.model, args.random_weights_demo)  # a missing model fails first
         paths, metadata = list_audio(args.audio)
-        model, extractor = load_model(args.model, args.random_weights_demo)
         model.to(args.device)
         output = Path(args.output)
         output.parent.mkdir(parents=True, exist_ok=True)

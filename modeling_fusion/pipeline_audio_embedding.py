@@ -19,6 +19,8 @@ run whole, exactly as before. `pipe(x, chunk_length_s=60)` or `pipeline(..., chu
 Long clips need `batch_size=1` (the default).
 """
 
+import os
+
 from transformers import Pipeline
 
 from .audio_input import load_audio
@@ -45,7 +47,7 @@ class AudioEmbeddingPipeline(Pipeline):
 
     def preprocess(self, inputs, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
         rate = self.feature_extractor.sampling_rate
-        wave = load_audio(inputs, rate, name="pipeline input")
+        wave = load_audio(inputs, rate, name=None if isinstance(inputs, (str, os.PathLike)) else "pipeline input")
         if chunk_length_s and len(wave) > chunk_length_s * rate:
             return {"long_audio": wave, "chunk_length_s": chunk_length_s}
         return self.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")

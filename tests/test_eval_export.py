@@ -6,7 +6,6 @@ import numpy as np
 from eval_testing import synthetic_folder, tiny_cnn14_folder
 
 from conftest import run_clean_process
-from fusion_eval.audio import fix_length
 from fusion_eval.cli import main
 from fusion_eval.datasource import load_table
 from fusion_eval.tasks import resolve_task
@@ -24,16 +23,26 @@ def test_exported_probe_predicts_like_fusion_eval(tmp_path):
 
     table = load_table(resolve_task(str(tmp_path / "tones"), unit_sec=1.0, split_column="split"), tmp_path, 16000)
     index = {name: row for row, name in enumerate(table.names)}
-    clips = np.stack([fix_length(table.wave(index[name]), 16000) for name in export["test_files"]])
-    np.save(tmp_path / "clips.npy", clips)
+    # whole clips (0.6, 1.0 and 1.7 s): the folder's extractor fixes them to the probe's 1 s as fusion-eval did
+    clips = [table.wave(index[name]) for name in export["test_files"]]
+    assert {len(clip) for clip in clips} == {9600, 16000, 27200}
+    np.savez(tmp_path / "clips.npz", *clips)
+    assert export["clip"] == {"seconds": 1.0, "crop": "start", "pad": "zeros at the end"}
+    assert json.loads((tmp_path / "probe" / "preprocessor_config.json").read_text())["fixed_clip_seconds"] == 1.0
     script = f"""
     import json, numpy as np
-    from transformers import pipeline
+    from transformers import AutoFeatureExtractor, pipeline
     classify = pipeline("audio-classification", model={str(tmp_path / "probe")!r}, trust_remote_code=True)
-    clips = np.load({str(tmp_path / "clips.npy")!r})
-    print(json.dumps({{"labels": [classify(clip, top_k=1)[0]["label"] for clip in clips],
+    with np.load({str(tmp_path / "clips.npz")!r}) as saved:
+        clips = [saved[key] for key in saved.files]
+    extractor = AutoFeatureExtractor.from_pretrained({str(tmp_path / "probe")!r}, trust_remote_code=True)
+    long = next(clip for clip in clips if len(clip) > 16000)
+    fixed = [extractor(x, sampling_rate=16000)["input_values"] for x in (long, long[:16000], long[:9600])]
+    print(json.dumps({{"fixed": [bool(np.array_equal(fixed[0], fixed[1])), bool(np.array_equal(fixed[0], fixed[2]))],
+                       "labels": [classify(clip, top_k=1)[0]["label"] for clip in clips],
                        "scores": [sum(e["score"] for e in classify(clip, top_k=None)) for clip in clips[:2]]}}))
     """
     result = run_clean_process(script, tmp_path)
+    assert result["fixed"] == [True, False], "a 1.7 s clip is cut to its first second, not to 0.6 s"
     assert result["labels"] == export["test_predictions"]
     np.testing.assert_allclose(result["scores"], 1.0, rtol=1e-5)  # single-label: softmax over the task's classes
