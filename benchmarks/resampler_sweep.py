@@ -65,7 +65,8 @@ def measure(source, target, seconds):
     x, _ = sweep(source, seconds, 0.999 * source / 2)
     reference, freq = sweep(target, seconds, 0.999 * source / 2)
     edge = int(0.1 * target)
-    inside = (freq < 0.9 * min(source, target) / 2) & (np.arange(len(freq)) > edge) & (np.arange(len(freq)) < len(freq) - edge)
+    index = np.arange(len(freq))
+    inside = (freq < 0.9 * min(source, target) / 2) & (index > edge) & (index < len(freq) - edge)
     above = freq > target / 2
     rows = []
     for name, resample in RESAMPLERS.items():

@@ -22,8 +22,8 @@ from .tasks import TASKS, list_tasks, resolve_task
 
 DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
 DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
-PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "soundfile", "soxr", "accelerate", "evaluate", "scikit-learn", "numpy",
-            "huggingface_hub", "modeling-fusion")
+PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "soundfile", "soxr", "accelerate", "evaluate",
+            "scikit-learn", "numpy", "huggingface_hub", "modeling-fusion")
 
 
 class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
