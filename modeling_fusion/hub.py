@@ -88,7 +88,7 @@ def build(name, checkpoint, output, labels=None, results=None, repo_id=None, ver
     variant = spec["variant"]
     if not Path(checkpoint).exists():
         raise ValueError(f"checkpoint not found: {checkpoint} (download {variant['source']['url']})")
-    if verify:
+    if verify and Path(checkpoint).is_file():  # a transformers folder (encoder variants) has no one checksum
         verify_checksums(checkpoint, variant["source"])
     converter = importlib.import_module(CONVERTERS[variant["backbone"]])
     extra = {"labels": labels} if variant.get("audioset_labels") else {}

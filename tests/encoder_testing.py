@@ -28,7 +28,7 @@ def tiny_encoder(family):
             "data2vec-audio": lambda: Data2VecAudioModel(Data2VecAudioConfig(
                 **{**WAVEFORM, "num_conv_pos_embeddings": 3}, conv_pos_kernel_size=5)),
         }[family]()
-        extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True, do_normalize=family != "wav2vec2")
+        extractor = Wav2Vec2FeatureExtractor(return_attention_mask=True)
         return model, model, extractor
     if family == "whisper":
         model = WhisperModel(WhisperConfig(d_model=16, encoder_layers=2, encoder_attention_heads=2, encoder_ffn_dim=32,

@@ -19,6 +19,16 @@ def ast_checkpoint(path):
     torch.save(original_layout(random_ast_head(seed=2, num_labels=527, **full)), path)
 
 
+def wav2vec2_base_folder(path):
+    """facebook/wav2vec2-base's layout (group norm, 12 blocks, its preprocessor_config) at 16-d, random weights."""
+    from encoder_testing import WAVEFORM
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
+
+    torch.manual_seed(5)
+    Wav2Vec2Model(Wav2Vec2Config(**{**WAVEFORM, "num_hidden_layers": 12})).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(do_normalize=True, return_attention_mask=False).save_pretrained(path)
+
+
 def efficientat_checkpoint(path):
     """mn04_as's flat upstream state dict (features.N.block.J..., classifier.2/.5), random weights."""
     from modeling_fusion.convert_efficientat import key_mapping
@@ -35,4 +45,5 @@ ORIGINAL_CHECKPOINTS = {
     "ast-audioset-fusion-5-12": ast_checkpoint,
     "efficientat-mn04-as-fusion-12-14": efficientat_checkpoint,
     "vggish-fusion-10-15": lambda path: torch.save(torchvggish_checkpoint(random_torchvggish(seed=3)), path),
+    "wav2vec2-base-fusion-6-12": wav2vec2_base_folder,
 }
