@@ -14,6 +14,12 @@ one clip of noise at the model's rate. Modes:
 Each measurement runs in a fresh process: peak RSS growth = VmHWM - VmRSS after the model and the audio
 exist (VmHWM reset through /proc/self/clear_refs), so the returned frames count, the audio does not.
 Writes OUTPUT.json and OUTPUT.md.
+
+    python benchmarks/bench_long_clips.py --differences [--seconds 30 --chunk-length-s 10]
+
+instead compares chunked and whole-clip frames and clip embeddings per backbone (max abs and relative
+difference; full-size random models with torch's default layer init and random BatchNorm statistics,
+noise at 0.1 RMS) and writes OUTPUT_differences.md.
 """
 
 import argparse
@@ -83,6 +89,42 @@ def worker(backbone, mode, minutes):
                       "output_shape": list(shape)}))
 
 
+def differences(backbones, seconds, chunk_s, output):
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from chunking_testing import TINY, noise, tiny_model
+
+    from modeling_fusion import BACKBONES as CLASSES
+    from modeling_fusion.chunking import chunk_spec, embed_long_clip
+
+    torch.set_num_threads(1)
+    lines = [f"Chunked ({chunk_s:g} s chunks) vs whole-clip pass on {seconds:g} s of noise, full-size random models.",
+             "", "| backbone | exact by design | frames max abs | frames max rel | clip max abs | clip max rel | "
+             "per-layer clip max rel |", "|---|---|---|---|---|---|---|"]
+    for backbone in backbones:
+        config_class = CLASSES[backbone][0]
+        defaults = {key: getattr(config_class(), key) for key in TINY[backbone]}  # full size, tests' random init
+        model, extractor = tiny_model(backbone, **defaults)
+        audio = noise(seconds, extractor.sampling_rate, seed=1)
+        whole = embed_long_clip(model, extractor, audio, None, output_hidden_states=True)
+        chunked = embed_long_clip(model, extractor, audio, chunk_s, output_hidden_states=True)
+
+        def gap(a, b):
+            diff = float((a - b).abs().max())
+            return diff, diff / float(a.abs().max())
+
+        frames, clip = gap(whole.last_hidden_state, chunked.last_hidden_state), gap(whole.pooler_output,
+                                                                                   chunked.pooler_output)
+        layers = max(gap(a, b)[1] for a, b in zip(whole.pooled_hidden_states, chunked.pooled_hidden_states)
+                     if float(a.abs().max()) > 0)
+        exact = chunk_spec(model.config, extractor).exact
+        lines.append(f"| {backbone} | {'yes' if exact else 'no'} | {frames[0]:.2g} | {frames[1]:.2g} | {clip[0]:.2g} | "
+                     f"{clip[1]:.2g} | {layers:.2g} |")
+        print(lines[-1], flush=True)
+    Path(f"{output}_differences.md").write_text("\n".join(lines) + "\n")
+
+
 def measure(backbone, mode, minutes):
     command = [sys.executable, __file__, "--worker", backbone, mode, str(minutes)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -98,6 +140,12 @@ def whole_fits(backbone, minutes, results):
     if minutes <= 5 or not five or "error" in five[0]:
         return minutes <= 5
     return 4 * five[0]["peak_growth_mib"] < min(WHOLE_LIMIT_GIB * 1024, psutil.virtual_memory().available / 2**21)
+
+
+HEADER = ("Peak RSS growth of one clip (`benchmarks/bench_long_clips.py`): full-size random models, CPU, one thread, "
+          "fresh process per row; whole = today's whole-clip path, chunked = `chunking.embed_long_clip` (30 s chunks, "
+          f"frames returned), pipeline = audio-embedding pipeline, hear = `get_timestamp_embeddings`. Target after: "
+          f"< {TARGET_GIB:g} GiB for 20 minutes.\n\n")
 
 
 def table(results):
@@ -121,9 +169,14 @@ def main():
     parser.add_argument("--hear-minutes", type=float, default=10)
     parser.add_argument("--modes", nargs="+", default=["whole", "chunked", "pipeline", "hear"])
     parser.add_argument("--output", default="benchmarks/results/long_clips")
+    parser.add_argument("--differences", action="store_true", help="compare chunked and whole-clip outputs")
+    parser.add_argument("--seconds", type=float, default=30.0, help="clip length for --differences")
+    parser.add_argument("--chunk-length-s", type=float, default=10.0, help="chunk length for --differences")
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker[0], args.worker[1], float(args.worker[2]))
+    if args.differences:
+        return differences(args.backbones, args.seconds, args.chunk_length_s, args.output)
     results = []
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -138,7 +191,7 @@ def main():
                 results.append(result)
                 print(json.dumps(result), flush=True)
                 output.with_suffix(".json").write_text(json.dumps(results, indent=1))
-                output.with_suffix(".md").write_text(table(results) + "\n")
+                output.with_suffix(".md").write_text(HEADER + table(results) + "\n")
     over = [r for r in results if r.get("mode") != "whole" and r.get("peak_growth_mib", 0) > TARGET_GIB * 1024]
     print(table(results))
     print(f"chunked/pipeline/hear runs over {TARGET_GIB} GiB: {len(over)}")

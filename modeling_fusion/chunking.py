@@ -242,7 +242,8 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
         eval mode, on any device; feature_extractor: its extractor (the front end runs on the CPU).
     audio: one mono clip [N] (numpy or torch, float in [-1, 1]) at `feature_extractor.sampling_rate` Hz.
     chunk_length_s: clips of at most this many seconds run whole: exactly `model(**extractor(audio))`;
-        longer ones in chunks of about this length (see the module docstring). None or 0: always whole.
+        longer ones in chunks of about this length (see the module docstring). None or 0: always whole, as
+        is every clip for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself).
     output_hidden_states: also return `pooled_hidden_states` (per-layer clip embeddings [1, D_l]).
         Chunked results carry no per-layer frames (`hidden_states` is None).
     return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
@@ -253,7 +254,8 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     model = base_model(model)
     audio = _as_clip(audio)
     rate = feature_extractor.sampling_rate
-    if not chunk_length_s or len(audio) <= chunk_length_s * rate:
+    fixed = getattr(feature_extractor, "fixed_clip_seconds", None)  # an exported probe's extractor cuts clips itself
+    if not chunk_length_s or len(audio) <= chunk_length_s * rate or fixed:
         return _run(model, feature_extractor, audio, output_hidden_states)
     spec = chunk_spec(model.config, feature_extractor)
     total = spec.num_frames(len(audio))
