@@ -220,17 +220,23 @@ def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
     """[(first unit kept, end unit kept, first sample run, end sample run)] for a clip of `num_samples`.
 
     Kept units of one chunk: K = round(chunk_length_s / unit duration), at most `window_units` - 2C.
+    With `window_units` W, the first and last chunks take more context on their inner side so that every
+    chunk spans W units when the clip has as many (AST: every window is the checkpoint's 101-patch grid).
     """
     total_units = -(-spec.num_frames(num_samples) // spec.frames_per_unit)
     keep = max(1, round(chunk_length_s * sampling_rate / spec.unit_samples))
-    if spec.window_units is not None:
-        keep = min(keep, spec.window_units - 2 * spec.context_units)
+    window = spec.window_units
+    if window is not None:
+        keep = min(keep, window - 2 * spec.context_units)
     plan = []
     for first in range(0, total_units, keep):
         end = min(first + keep, total_units)
-        run_first = max(0, first - spec.context_units)
-        run_end = min(num_samples, (end + spec.context_units) * spec.unit_samples + spec.tail_samples)
-        plan.append((first, end, run_first * spec.unit_samples, run_end))
+        run_first, run_end = max(0, first - spec.context_units), end + spec.context_units
+        if window is not None:
+            run_first = max(0, min(run_first, total_units - window))
+            run_end = max(run_end, run_first + window)
+        plan.append((first, end, run_first * spec.unit_samples,
+                     min(num_samples, run_end * spec.unit_samples + spec.tail_samples)))
     return plan
 
 

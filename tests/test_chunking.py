@@ -96,9 +96,9 @@ def test_approximate_backbones_stay_close_to_the_whole_clip(backbone, bound):
 def test_ast_windows_use_the_checkpoint_grid():
     model, extractor = tiny_model("ast")
     spec = chunk_spec(model.config, extractor)
-    plan = chunk_plan(60 * 16000, spec, 30.0, 16000)
-    lengths = {stop - start for _, _, start, stop in plan[1:-1]}
-    assert lengths == {162800}  # 101 patches of 16 frames every 10 frames: 1016 frames, no position adaptation
+    plan = chunk_plan(60 * 16000 + 123, spec, 30.0, 16000)
+    assert {spec.num_frames(stop - start) for _, _, start, stop in plan} == {101}  # no position adaptation
+    assert {stop - start for _, _, start, stop in plan[:-1]} == {162800}  # 1016 frames, 10.175 s
     assert all(end - first == 61 for first, end, _, _ in plan[:-1])  # 101 - 2 x 20 context patches
 
 
