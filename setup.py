@@ -38,6 +38,8 @@ setup(
             "torchlibrosa>=0.1",
             "torchvggish==0.2",
             "resampy>=0.4",
+            "ai-edge-litert>=2.3,<3",
+            "tflite>=2.18",
         ],
     },
     entry_points={

@@ -20,6 +20,9 @@ from .feature_extraction_vggish import VGGishFeatureExtractor
 from .modeling_vggish import VGGishForAudioClassification, VGGishFusionModel
 from .configuration_encoder_fusion import EncoderFusionConfig
 from .modeling_encoder_fusion import EncoderFusionForAudioClassification, EncoderFusionModel
+from .configuration_yamnet import YAMNetFusionConfig
+from .feature_extraction_yamnet import YAMNetFeatureExtractor
+from .modeling_yamnet import YAMNetForAudioClassification, YAMNetFusionModel
 
 __version__ = "0.1.0"
 
@@ -30,6 +33,7 @@ BACKBONES = {
     "efficientat": (EfficientATFusionConfig, EfficientATFusionModel, EfficientATForAudioClassification,
                     EfficientATFeatureExtractor),
     "vggish": (VGGishFusionConfig, VGGishFusionModel, VGGishForAudioClassification, VGGishFeatureExtractor),
+    "yamnet": (YAMNetFusionConfig, YAMNetFusionModel, YAMNetForAudioClassification, YAMNetFeatureExtractor),
 }
 
 for _config, _model, _head, _extractor in BACKBONES.values():

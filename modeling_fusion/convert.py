@@ -15,6 +15,7 @@ CONVERTERS = {
     "efficientat": "modeling_fusion.convert_efficientat",
     "encoder": "modeling_fusion.convert_encoder",
     "vggish": "modeling_fusion.convert_vggish",
+    "yamnet": "modeling_fusion.convert_yamnet",
 }
 
 
