@@ -52,7 +52,8 @@ def load_audio(audio, sampling_rate, source_rate=None, name=None):
     libsndfile lacks); a numpy array or torch tensor [N], [C, N] or [N, C] (C <= 8) of float samples in
     [-1, 1] or integer PCM; a dict {"array" or "raw": samples, "sampling_rate": Hz} (a `datasets` row's
     audio; not modified) or {"path", "bytes"} (a row cast with `Audio(decode=False)`); a torchcodec
-    `AudioDecoder` (a `datasets` row decoded by torchcodec).
+    `AudioDecoder` (a `datasets` row: its file is decoded here, at the file's own rate, even when the
+    column was cast with `Audio(sampling_rate=...)`).
     sampling_rate: the target rate in Hz (the model's).
     source_rate: the rate of a bare array in Hz; None means it is already at `sampling_rate`.
     name: how errors refer to the input (default: the file path, or "audio").
@@ -60,6 +61,9 @@ def load_audio(audio, sampling_rate, source_rate=None, name=None):
     2-D layouts, more than 2 dims, and unsupported dtypes. Needs soxr to resample.
     """
     name = name or (str(audio) if isinstance(audio, (str, Path)) else "audio")
+    encoded = getattr(audio, "_hf_encoded", None)  # a `datasets` row's AudioDecoder keeps its file
+    if isinstance(encoded, dict) and (encoded.get("bytes") is not None or encoded.get("path") is not None):
+        audio = encoded  # decode the file ourselves: its own rate and soxr, not FFmpeg's resampler
     if isinstance(audio, dict):
         audio, source_rate = _from_dict(audio, name)
     if isinstance(audio, (str, Path, bytes, bytearray)):
