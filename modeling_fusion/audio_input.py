@@ -60,12 +60,13 @@ def load_audio(audio, sampling_rate, source_rate=None, name=None):
     Raises ValueError naming the input for unreadable files, empty or non-finite audio, ambiguous
     2-D layouts, more than 2 dims, and unsupported dtypes. Needs soxr to resample.
     """
-    name = name or (str(audio) if isinstance(audio, (str, Path)) else "audio")
     encoded = getattr(audio, "_hf_encoded", None)  # a `datasets` row's AudioDecoder keeps its file
     if isinstance(encoded, dict) and (encoded.get("bytes") is not None or encoded.get("path") is not None):
         audio = encoded  # decode the file ourselves: its own rate and soxr, not FFmpeg's resampler
     if isinstance(audio, dict):
-        audio, source_rate = _from_dict(audio, name)
+        name = name or (str(audio["path"]) if audio.get("path") else None)
+        audio, source_rate = _from_dict(audio, name or "audio")
+    name = name or (str(audio) if isinstance(audio, (str, Path)) else "audio")
     if isinstance(audio, (str, Path, bytes, bytearray)):
         samples, source_rate = decode(audio, name)  # [frames, channels]
         wave = samples.mean(axis=1, dtype=np.float32) if samples.shape[1] > 1 else samples[:, 0]
