@@ -75,8 +75,9 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
     the post-norm `last_hidden_state` does not apply; blocks above the deepest needed layer do not run).
 
     Inputs are the encoder's own feature extractor's output; what is a frame and what is real:
-        wav2vec2 / HuBERT / WavLM / data2vec-audio (raw `input_values` [B, N] at 16 kHz, `attention_mask`
-            [B, N] marks real samples): each distinct clip length runs as its own sub-batch without padding
+        wav2vec2 / HuBERT / WavLM / data2vec-audio, and any encoder of raw `input_values` [B, N] with
+            `_get_feat_extract_output_lengths` (SEW, UniSpeech, ...; `attention_mask` [B, N] marks real
+            samples): each distinct clip length runs as its own sub-batch without padding
             (`fusion.forward_by_length`), so neither group norm (wav2vec2-base) nor the positional
             convolution sees padding; a clip of N samples has `_get_feat_extract_output_lengths(N)`
             frames (20 ms each).
@@ -88,8 +89,9 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
         AST (`input_values` [B, 1024, 128] fbank): the patch tokens regrouped per time step
             (channel-major c * F + f, F frequency patches; CLS and DIST are not frames, as in this package's
             AST); an optional `attention_mask` [B, 1024] over fbank frames keeps (n - 16) // 10 + 1 patches.
-        Any other encoder: its `hidden_states` [B, T, D]; an `attention_mask` [B, T] is passed on and used
-            as the frame mask when it has one entry per frame.
+        Any other encoder: its `hidden_states` [B, T, D] (hooks on the blocks transformers records, else
+            its own `output_hidden_states`); an `attention_mask` is passed on and used as the frame mask
+            when it has one entry per frame (e.g. Wav2Vec2-BERT).
 
     Outputs (`AudioFusionOutput`): last_hidden_state [B, T, D] fused frames (zero past a clip's end),
     pooler_output [B, config.hidden_size] pooled over real frames only, frame_mask [B, T] (None when all
@@ -128,7 +130,8 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
             raise ValueError("pass input_values or input_features, as the encoder's feature extractor returns them")
         layers = range(config.num_layers + 1) if output_hidden_states else config.fusion_layers
         kind = config.encoder_type
-        if kind not in (WHISPER, CLAP, AST) and hasattr(self.encoder, "_get_feat_extract_output_lengths"):
+        waveform = self.encoder.main_input_name == "input_values" and kind != AST
+        if waveform and hasattr(self.encoder, "_get_feat_extract_output_lengths"):
             lengths = lengths_from_mask(attention_mask, inputs.shape[0], inputs.shape[-1])
             if int(lengths.min()) == 0:
                 raise ValueError("attention_mask has a clip with no real samples; drop it or give it some audio")

@@ -12,7 +12,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from encoder_testing import AST_FRAMES, clips, tiny_encoder
-from transformers import AutoConfig, Wav2Vec2FeatureExtractor
+from transformers import (
+    AutoConfig, SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel, Wav2Vec2FeatureExtractor,
+)
 
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.modeling_encoder_fusion import (
@@ -64,16 +66,22 @@ def ast_frames(tokens, freq_patches):
                         for t in range(time_patches)])
 
 
+def expect(per_clip):
+    """[(per-layer real frames [T, D_l], ...) per clip] -> (pooler rows, real-frame counts, fused frames per clip)."""
+    rows = torch.stack([torch.cat([pool(frames) for frames in layers]) for layers in per_clip])
+    fused = [torch.cat(layers, dim=-1) for layers in per_clip]
+    return rows, [f.shape[0] for f in fused], fused
+
+
 def reference(family, encoder, extractor, waves, layers):
-    """Expected (pooler rows, real-frame counts) from the original encoder's own outputs."""
+    """Expected outputs (see `expect`) from the original encoder's own hidden states."""
     if family in WAVEFORM:  # each clip alone, unpadded
-        rows, counts = [], []
+        per_clip = []
         for wave in waves:
             with torch.no_grad():
                 hidden = encoder(**features(extractor, [wave]), output_hidden_states=True).hidden_states
-            rows.append(torch.cat([pool(hidden[layer][0]) for layer in layers]))
-            counts.append(hidden[0].shape[1])
-        return torch.stack(rows), counts
+            per_clip.append([hidden[layer][0] for layer in layers])
+        return expect(per_clip)
     inputs = features(extractor, waves)
     if family == "whisper":
         captured = []
@@ -86,25 +94,22 @@ def reference(family, encoder, extractor, waves, layers):
             close(hidden[-1], encoder.layer_norm(captured[0]))
         hidden[-1] = captured[0]
         counts = [math.ceil(math.ceil(len(w) / 160) / 2) for w in waves]  # mel frames every 160 samples, stride 2
-        return torch.stack([torch.cat([pool(hidden[layer][b, :n]) for layer in layers])
-                            for b, n in enumerate(counts)]), counts
+        return expect([[hidden[layer][b, :n] for layer in layers] for b, n in enumerate(counts)])
     if family == "clap":
         with torch.no_grad():
             maps = encoder(**inputs, output_hidden_states=True).hidden_states
         ratio = encoder.config.spec_size // encoder.config.num_mel_bins
         width = {layer: maps[layer].shape[-1] for layer in layers}
         coarsest = min(width.values())
-        rows = [torch.cat([pool(clap_frames(maps[layer][b], ratio, width[layer] // coarsest)) for layer in layers])
-                for b in range(len(waves))]
-        return torch.stack(rows), [ratio * coarsest] * len(waves)
+        return expect([[clap_frames(maps[layer][b], ratio, width[layer] // coarsest) for layer in layers]
+                       for b in range(len(waves))])
     if family == "ast":
         with torch.no_grad():
             hidden = encoder(**inputs, output_hidden_states=True).hidden_states
         fbank_frames = [1 + (len(w) - 400) // 160 for w in waves]  # kaldi fbank, 25 ms / 10 ms at 16 kHz
         counts = [(n - 16) // 10 + 1 for n in fbank_frames]
         freq = (128 - 16) // 10 + 1
-        return torch.stack([torch.cat([pool(ast_frames(hidden[layer][b], freq)[:n]) for layer in layers])
-                            for b, n in enumerate(counts)]), counts
+        return expect([[ast_frames(hidden[layer][b], freq)[:n] for layer in layers] for b, n in enumerate(counts)])
     raise ValueError(family)
 
 
@@ -136,12 +141,15 @@ def test_config_round_trip(family, tmp_path):
 def test_fused_embedding_matches_recipe_and_single_clips(family):
     rate = tiny_encoder(family)[2].sampling_rate
     waves = clips(rate, (0.5, 1.0))
-    model, encoder, extractor = build(family, [1, 2])
+    layers = [0, 2] if family == "clap" else [1, 2]  # CLAP: two frame rates, so the time order matters
+    model, encoder, extractor = build(family, layers)
     inputs = model_inputs(family, extractor, waves)
     with torch.no_grad():
         out = model(**inputs)
-    expected, counts = reference(family, encoder, extractor, waves, [1, 2])
+    expected, counts, frames = reference(family, encoder, extractor, waves, layers)
     close(out.pooler_output, expected)
+    for index, clip_frames in enumerate(frames):
+        close(out.last_hidden_state[index, :counts[index]], clip_frames)
     assert out.pooler_output.shape[1] == model.config.hidden_size
     if out.frame_mask is not None:
         assert out.frame_mask.sum(dim=1).tolist() == counts
@@ -182,6 +190,24 @@ def test_layer_numbering_is_block_outputs(family):
         torch.testing.assert_close(original.hidden_states[layer], seen[layer], rtol=0, atol=0)
     raw_last = torch.equal(original.hidden_states[-1], seen[-1])
     assert raw_last == (family != "whisper"), "of these, transformers 5 swaps only Whisper's last entry (post-norm)"
+
+
+def test_any_other_encoder_works_generically():
+    """Wav2Vec2-BERT, a family without special handling: frame-level `input_features` [B, T, 160] and a frame
+    `attention_mask`, passed on to the encoder and used as the frame mask."""
+    torch.manual_seed(0)
+    config = Wav2Vec2BertConfig(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, intermediate_size=32,
+                                feature_projection_input_dim=160, conv_depthwise_kernel_size=3, output_hidden_size=16)
+    encoder = Wav2Vec2BertModel(config).eval()
+    model = EncoderFusionModel(EncoderFusionConfig(encoder_config=config, fusion_layers=[1, 2]), encoder=encoder)
+    inputs = SeamlessM4TFeatureExtractor()(clips(16000), sampling_rate=16000, return_tensors="pt", padding=True)
+    with torch.no_grad():
+        out = model.eval()(**inputs)
+        hidden = encoder(**inputs, output_hidden_states=True).hidden_states
+    counts = inputs["attention_mask"].sum(dim=1).tolist()
+    assert out.frame_mask.sum(dim=1).tolist() == counts and counts[0] < counts[1]
+    close(out.pooler_output, torch.stack([torch.cat([pool(hidden[layer][b, :n]) for layer in (1, 2)])
+                                          for b, n in enumerate(counts)]))
 
 
 def test_blocks_above_the_deepest_fused_layer_do_not_run():
