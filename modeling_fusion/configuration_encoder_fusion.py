@@ -106,6 +106,50 @@ class EncoderFusionConfig(PretrainedConfig):
             return [self.encoder_config.hidden_size] * (self.num_layers + 1)
         return self.layer_sizes
 
+    def chunk_spec(self, feature_extractor):
+        """How fused frames sit on the waveform, for `chunking.embed_long_clip` (clips longer than its
+        `chunk_length_s`). Self-attention sees the whole input, so chunked frames (2 s of context per side)
+        approximate a whole-clip pass. Raises ValueError for CLAP, whose extractor fits every clip into 10 s."""
+        from .chunking import ChunkSpec
+
+        rate, encoder = feature_extractor.sampling_rate, self.encoder_config
+        from_frames = self.pooling in POOLINGS
+        if self.encoder_type == CLAP:
+            raise ValueError("CLAP's feature extractor fits every clip into 10 s (repeat-padded or cropped), so a "
+                             "long clip cannot be chunked; pass chunk_length_s=0 to embed it as CLAP sees it")
+        if self.encoder_type == AST:  # Kaldi fbank 25 ms / 10 ms; patches of 16 frames every time_stride frames
+            shift, length, patch, stride = 160, 400, encoder.patch_size, encoder.time_stride
+            window = (encoder.max_length - patch) // stride + 1  # the position grid: 101 patches = 10.24 s
+            return ChunkSpec(
+                unit_samples=stride * shift, frames_per_unit=1, context_units=min(20, window // 4),
+                tail_samples=length + (patch - 1) * shift - stride * shift, window_units=window,
+                first_centre=(patch - 1) / 2 * shift + (length - 1) / 2,
+                num_frames=lambda n: max((1 + (n - length) // shift - patch) // stride + 1, 0), exact=False,
+                pooled_from_frames=from_frames, layers_from_frames=from_frames)
+        if self.encoder_type == WHISPER:  # mel frame t centred on sample t * hop; encoder frame j on mel frame 2j
+            hop = feature_extractor.hop_length
+            return ChunkSpec(
+                unit_samples=2 * hop, frames_per_unit=1, context_units=-(-rate // hop),  # 2 s
+                tail_samples=max(feature_extractor.n_fft // 2 - hop, 0), window_units=encoder.max_source_positions,
+                first_centre=0.0, num_frames=lambda n: -(-(-(-n // hop)) // 2), exact=False,
+                pooled_from_frames=True, layers_from_frames=True)
+        kernels, strides = getattr(encoder, "conv_kernel", None), getattr(encoder, "conv_stride", None)
+        if kernels is None or strides is None:
+            raise ValueError(f"no chunking description for {self.encoder_type} encoders; pass chunk_length_s=0")
+        hop, field, step = 1, 1, 1
+        for kernel, stride in zip(kernels, strides):  # the convolutional front end's hop and receptive field
+            field, step, hop = field + (kernel - 1) * step, step * stride, hop * stride
+
+        def num_frames(n):
+            for kernel, stride in zip(kernels, strides):
+                n = max((n - kernel) // stride + 1, 0)
+            return n
+
+        return ChunkSpec(
+            unit_samples=hop, frames_per_unit=1, context_units=-(-2 * rate // hop), tail_samples=max(field - hop, 0),
+            window_units=None, first_centre=(field - 1) / 2, num_frames=num_frames, exact=False,
+            pooled_from_frames=True, layers_from_frames=True)
+
     @property
     def hidden_size(self):
         """Size of `pooler_output`: the fused layers' clip embeddings concatenated."""

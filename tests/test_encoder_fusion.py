@@ -16,6 +16,7 @@ from transformers import (
     AutoConfig, SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel, Wav2Vec2FeatureExtractor,
 )
 
+from modeling_fusion.chunking import chunk_spec, embed_long_clip
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.modeling_encoder_fusion import (
     EncoderFusionForAudioClassification, EncoderFusionModel, encoder_blocks,
@@ -208,6 +209,25 @@ def test_any_other_encoder_works_generically():
     assert out.frame_mask.sum(dim=1).tolist() == counts and counts[0] < counts[1]
     close(out.pooler_output, torch.stack([torch.cat([pool(hidden[layer][b, :n]) for layer in (1, 2)])
                                           for b, n in enumerate(counts)]))
+
+
+@pytest.mark.parametrize("family", ["wav2vec2", "whisper", "ast"])
+def test_chunk_spec_counts_frames_and_long_clips_run(family):
+    """The chunking description's frame count equals the model's real frames; a clip longer than
+    `chunk_length_s` runs in chunks into that many frames, pooled as the recipe pools them."""
+    model, _, extractor = build(family, [1, 2])
+    spec = chunk_spec(model.config, extractor)
+    rate = extractor.sampling_rate
+    waves = clips(rate, (0.5, 0.73, 1.0))
+    with torch.no_grad():
+        out = model(**model_inputs(family, extractor, waves))
+    real = [out.last_hidden_state.shape[1]] * 3 if out.frame_mask is None else out.frame_mask.sum(dim=1).tolist()
+    assert [spec.num_frames(len(w)) for w in waves] == real
+    assert spec.frame_hop == {"wav2vec2": 5 * 4, "whisper": 2 * 160, "ast": 10 * 160}[family]  # conv strides; 20 ms; 100 ms
+    audio = clips(rate, (3.0,))[0]
+    long = embed_long_clip(model, extractor, audio, chunk_length_s=1.0)
+    assert long.last_hidden_state.shape[1] == spec.num_frames(len(audio))
+    close(long.pooler_output, pool(long.last_hidden_state[0])[None])
 
 
 def test_blocks_above_the_deepest_fused_layer_do_not_run():
