@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 from transformers import pipeline
 
-from modeling_fusion.audio_files import read_audio
+from modeling_fusion.audio_input import load_audio
 
 tagger = pipeline("audio-classification", model="models/efficientat-mn04", trust_remote_code=True)
 shared = Path(sys.argv[1])
 for clip in sorted((shared / "data" / "urbansound8k_3folds" / "audio").glob("*/*.ogg"))[:2]:
-    tags = tagger(read_audio(clip, tagger.feature_extractor.sampling_rate), top_k=3)
+    tags = tagger(load_audio(clip, tagger.feature_extractor.sampling_rate), top_k=3)
     print(f"{clip.name}: " + ", ".join(f"{t['label']} {t['score']:.2f}" for t in tags))
 data = np.load("outputs/fsdd_embeddings.npz")
 print(f"outputs/fsdd_embeddings.npz: embeddings {data['embeddings'].shape}, "
