@@ -31,7 +31,6 @@ How chunked frames differ from a whole-clip pass (measured on 30 s noise clips, 
 Remote code: imports only numpy, torch and sibling files.
 """
 
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -285,11 +284,11 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
             pooled.add_vector(out.pooler_output[0], count)
         if output_hidden_states:
             layers = layers or [_RunningPool() for _ in out.pooled_hidden_states]
-            per_unit = spec.layer_frames_per_unit
             run_first = start // spec.unit_samples
+            rows = slice((first - run_first) * spec.layer_frames_per_unit, (end - run_first) * spec.layer_frames_per_unit)
             for index, layer in enumerate(layers):
                 if spec.layers_from_frames:
-                    layer.add_frames(out.hidden_states[index][0, (first - run_first) * per_unit : (end - run_first) * per_unit])
+                    layer.add_frames(out.hidden_states[index][0, rows])
                 else:
                     layer.add_vector(out.pooled_hidden_states[index][0], count)
         del out, frames, kept
