@@ -23,7 +23,7 @@ from modeling_fusion import spectral
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
 from modeling_fusion.model_source import check_model_source
 
-FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT"}
+FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT", "yamnet": "YAMNet"}
 
 
 @dataclass(frozen=True)
