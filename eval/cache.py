@@ -174,8 +174,10 @@ class RowSelection:
 
     def __getitem__(self, positions):
         positions = np.asarray(positions, dtype=np.int64)
-        out = np.empty((len(positions), self.shape[1]), np.float32)
         which = self.source[positions]
+        if len(which) and (which == which[0]).all():  # one source: read straight into the result
+            return self.sources[which[0]][self.position[positions]]
+        out = np.empty((len(positions), self.shape[1]), np.float32)
         for index, source in enumerate(self.sources):
             mask = which == index
             if mask.any():

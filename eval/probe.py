@@ -9,6 +9,10 @@ Random draws follow EVAR's after `seed_everything(seed)` exactly, from private g
 the global ones: the numpy RandomState draws the validation split, the torch generator the weight
 init and, per epoch, the seeds that DataLoader iterators take (one per iterator, plus one for the
 shuffling sampler). So folds run in order on one ProbeRandomness continue the stream as EVAR does.
+
+Embeddings may be larger than memory: they are read from the cache in blocks (scaler statistics,
+finiteness checks) and mini-batches (training); the batches are the in-memory ones bit for bit
+(scaler statistics fitted in several blocks agree with one fit to float64 rounding).
 """
 
 import math
