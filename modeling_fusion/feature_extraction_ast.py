@@ -9,7 +9,7 @@ from transformers import ASTFeatureExtractor
 from transformers.audio_utils import mel_filter_bank, window_function
 
 from .audio_input import mono_clips, pad_frames
-from .spectral import batch_waves, check_device, frame_mask, on_device, pad_past_end, power_spectrum, to_batch_feature
+from .spectral import batch_waves, check_device, filterbank, frame_mask, on_device, pad_past_end, to_batch_feature
 
 FRAME_LENGTH, FRAME_SHIFT = 400, 160  # Kaldi defaults at 16 kHz: 25 ms windows, 10 ms hop, snip_edges
 FFT_LENGTH = 512  # frames zero-padded to the next power of two, as Kaldi
@@ -74,9 +74,9 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         frames = waves.unfold(1, FRAME_LENGTH, FRAME_SHIFT)
         frames = frames - frames.mean(dim=-1, keepdim=True)
         emphasised = torch.cat([frames[..., :1] * (1 - PREEMPHASIS), frames[..., 1:] - PREEMPHASIS * frames[..., :-1]], -1)
-        window = on_device(np.pad(self.window, (0, FFT_LENGTH - FRAME_LENGTH)), device, dtype)
-        power = power_spectrum(torch.nn.functional.pad(emphasised, (0, FFT_LENGTH - FRAME_LENGTH)), window)
-        fbank = torch.log((power @ on_device(self.mel_filters, device, dtype)).clamp_min(MEL_FLOOR))
+        mel = filterbank(emphasised, on_device(self.window, device, dtype), on_device(self.mel_filters, device, dtype),
+                         n_fft=FFT_LENGTH)
+        fbank = torch.log(mel.clamp_min(MEL_FLOOR))
         mask = frame_mask(1 + (lengths - FRAME_LENGTH) // FRAME_SHIFT, fbank.shape[1])
         return pad_past_end(fbank, mask, 0.0), mask
 

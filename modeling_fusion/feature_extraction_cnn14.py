@@ -5,7 +5,7 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips, pad_frames
-from .spectral import batch_waves, check_device, frame_mask, on_device, pad_past_end, power_spectrum, reflect_pad, \
+from .spectral import batch_waves, check_device, filterbank, frame_mask, on_device, pad_past_end, reflect_pad, \
     to_batch_feature
 
 # Published PANNs front ends by sampling rate: (n_fft = window, hop, f_min, f_max).
@@ -102,8 +102,8 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
         1 + N_i // hop set to `padding_value`; mask [B, T] int32). The batched twin of `log_mel`."""
         waves, lengths = batch_waves(clips, device, dtype)
         frames = reflect_pad(waves, lengths, self.n_fft // 2).unfold(1, self.n_fft, self.hop_length)
-        power = power_spectrum(frames, on_device(self.window, device, dtype))
-        log_mel = 10.0 * torch.log10((power @ on_device(self.mel_filters.T, device, dtype)).clamp_min(1e-10))
+        mel = filterbank(frames, on_device(self.window, device, dtype), on_device(self.mel_filters.T, device, dtype))
+        log_mel = 10.0 * torch.log10(mel.clamp_min(1e-10))
         mask = frame_mask(1 + lengths // self.hop_length, log_mel.shape[1])
         return pad_past_end(log_mel, mask, self.padding_value), mask
 

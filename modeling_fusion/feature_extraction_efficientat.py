@@ -6,7 +6,7 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips, pad_frames
-from .spectral import batch_waves, check_device, frame_mask, on_device, pad_past_end, power_spectrum, reflect_pad, \
+from .spectral import batch_waves, check_device, filterbank, frame_mask, on_device, pad_past_end, reflect_pad, \
     to_batch_feature
 
 PREEMPHASIS = 0.97
@@ -100,8 +100,8 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
         waves, lengths = batch_waves(clips, device, dtype)
         emphasised = waves[:, 1:] - PREEMPHASIS * waves[:, :-1]  # past a clip's N_i - 1 samples: overwritten or unused
         frames = reflect_pad(emphasised, lengths - 1, self.n_fft // 2).unfold(1, self.n_fft, self.hop_length)
-        power = power_spectrum(frames, on_device(self.window, device, dtype))
-        log_mel = torch.log(power @ on_device(self.mel_filters.T, device, dtype) + LOG_OFFSET)
+        mel = filterbank(frames, on_device(self.window, device, dtype), on_device(self.mel_filters.T, device, dtype))
+        log_mel = torch.log(mel + LOG_OFFSET)
         mask = frame_mask(1 + (lengths - 1) // self.hop_length, log_mel.shape[1])
         return pad_past_end((log_mel + NORM_SHIFT) / NORM_SCALE, mask, self.padding_value), mask
 

@@ -7,7 +7,7 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips
-from .spectral import batch_waves, check_device, on_device, pad_past_end, to_batch_feature
+from .spectral import batch_waves, check_device, filterbank, on_device, pad_past_end, to_batch_feature
 
 FRAMES_PER_BLOCK = 1024  # frames transformed at once: float64 buffers of ~4 MB stay in cache and reused memory
 
@@ -154,11 +154,10 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         samples = (num_frames - 1) * self.hop_length + self.window_length
         waves, _ = batch_waves([clip[:samples] for clip in clips], device, dtype)
         waves = torch.nn.functional.pad(waves, (0, samples - waves.shape[1]))  # short clips: zeros, as `examples`
-        frames = torch.nn.functional.pad(waves.unfold(1, self.window_length, self.hop_length),
-                                         (0, self.n_fft - self.window_length))
-        window = on_device(np.pad(self.window.numpy(), (0, self.n_fft - self.window_length)), device, dtype)
-        magnitude = torch.fft.rfft(frames * window).abs().float()
-        log_mel = torch.log(magnitude @ on_device(self.mel_filters.numpy(), device, torch.float32) + self.log_offset)
+        frames = waves.unfold(1, self.window_length, self.hop_length)
+        mel = filterbank(frames, on_device(self.window.numpy(), device, dtype),
+                         on_device(self.mel_filters.numpy(), device, torch.float32), n_fft=self.n_fft, magnitude=True)
+        log_mel = torch.log(mel + self.log_offset)
         values = log_mel.unfold(1, frames_per_example, hop).transpose(2, 3)  # [B, longest, 96, 64]
         mask = (torch.arange(longest)[None, :] < torch.tensor(counts)[:, None]).to(device=device, dtype=torch.int32)
         return pad_past_end(values, mask, self.padding_value), mask

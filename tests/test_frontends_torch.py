@@ -9,7 +9,10 @@ near-empty mel bins of a tonal or band-limited frame are the least precise; floa
   bin, <= 1e-2 in any bin; float64 <= 1e-5 (the reference stores the spectrum as complex64).
 - VGGish (log(mel magnitude + 0.01)): float32 <= 1e-3; float64 <= 1e-6.
 Signals: silence, full-scale uniform noise, a pure tone, band-limited noise, mixed lengths around hop boundaries.
+The torch path runs on the CPU; $FUSION_TEST_DEVICE (e.g. cuda) runs it on another device (benchmarks/gpu_check.sh).
 """
+
+import os
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from modeling_fusion.feature_extraction_ast import AstFusionFeatureExtractor
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.feature_extraction_efficientat import EfficientATFeatureExtractor
 from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor
+from modeling_fusion import spectral
 from modeling_fusion.spectral import reflect_pad
 
 EXTRACTORS = {"cnn14": Cnn14FeatureExtractor, "efficientat": EfficientATFeatureExtractor,
@@ -27,6 +31,7 @@ EXTRACTORS = {"cnn14": Cnn14FeatureExtractor, "efficientat": EfficientATFeatureE
 # (float32 bound within 60 dB of the frame's loudest bin, float32 bound anywhere, float64 bound)
 TOLERANCES = {"cnn14": (1e-3, 0.2, 1e-6), "efficientat": (2e-4, 2e-4, 1e-6), "ast": (1e-3, 1e-2, 1e-5),
               "vggish": (1e-3, 1e-3, 1e-6)}
+DEVICE = torch.device(os.environ.get("FUSION_TEST_DEVICE", "cpu"))
 WITHIN_60_DB = {"cnn14": 60.0, "efficientat": np.log(1e6) / 5, "ast": np.log(1e6), "vggish": np.log(1e3)}
 
 
@@ -67,14 +72,14 @@ def reference_values(name, extractor, clips):
 
 def torch_values(name, extractor, clips, dtype):
     """The torch path, per clip, in the same unit, with each clip's frames cut by its own mask."""
-    device = torch.device("cpu")
+    device = DEVICE
     if name == "ast":
         values, mask = extractor.torch_log_fbank(clips, device, dtype)
     elif name == "vggish":
         values, mask = extractor.torch_examples(clips, device, dtype)
     else:
         values, mask = extractor.torch_log_mel(clips, device, dtype)
-    return [v[m.bool()].numpy() for v, m in zip(values, mask)]
+    return [v[m.bool()].cpu().numpy() for v, m in zip(values, mask)]
 
 
 def numpy_fbank(extractor, clip):
@@ -116,7 +121,7 @@ def test_call_batch_padding_mask_and_single_clip(name):
     rate = extractor.sampling_rate
     clips = mixed_lengths(extractor)[::-1] + [np.zeros(rate, np.float32)]
     reference = extractor(clips, sampling_rate=rate)
-    ours = extractor(clips, sampling_rate=rate, device="cpu")
+    ours = extractor(clips, sampling_rate=rate, device=DEVICE)
     assert set(ours) == set(reference) == {"input_values", "attention_mask"}
     assert isinstance(ours["input_values"], np.ndarray) and ours["input_values"].dtype == np.float32
     np.testing.assert_array_equal(ours["attention_mask"], reference["attention_mask"])
@@ -129,7 +134,7 @@ def test_call_batch_padding_mask_and_single_clip(name):
     np.testing.assert_allclose(ours["input_values"], reference["input_values"],
                                atol=2e-3 if name == "ast" else TOLERANCES[name][1])
     for row in (0, 3):
-        alone = extractor(clips[row], sampling_rate=rate, device=torch.device("cpu"))
+        alone = extractor(clips[row], sampling_rate=rate, device=DEVICE)
         frames = alone["attention_mask"].shape[1]
         np.testing.assert_array_equal(alone["attention_mask"][0], ours["attention_mask"][row, :frames])
         np.testing.assert_allclose(alone["input_values"][0], ours["input_values"][row, :frames], atol=1e-5, rtol=1e-5)
@@ -139,22 +144,33 @@ def test_call_batch_padding_mask_and_single_clip(name):
 def test_pt_tensors_stay_on_the_device(name):
     extractor = EXTRACTORS[name]()
     clip = signals(extractor.sampling_rate)["noise"]
-    features = extractor([clip, clip[: len(clip) // 2]], sampling_rate=extractor.sampling_rate, device="cpu",
+    features = extractor([clip, clip[: len(clip) // 2]], sampling_rate=extractor.sampling_rate, device=DEVICE.type,
                          return_tensors="pt")
-    assert all(torch.is_tensor(value) and value.device.type == "cpu" for value in features.values())
+    assert all(torch.is_tensor(value) and value.device.type == DEVICE.type for value in features.values())
     assert features["input_values"].dtype == torch.float32 and features["attention_mask"].dtype == torch.int32
     with pytest.raises(ValueError, match="computation_dtype"):
-        extractor(clip, sampling_rate=extractor.sampling_rate, device="cpu", computation_dtype=torch.float16)
+        extractor(clip, sampling_rate=extractor.sampling_rate, device=DEVICE, computation_dtype=torch.float16)
+
+
+@pytest.mark.parametrize("name", list(EXTRACTORS))
+def test_cpu_blocks_match_one_transform(name, monkeypatch):
+    """The CPU path transforms blocks of frames; blocks that split clips and rows give the same values."""
+    extractor = EXTRACTORS[name]()
+    clips = mixed_lengths(extractor)
+    whole = torch_values(name, extractor, clips, torch.float32)
+    monkeypatch.setattr(spectral, "CPU_BLOCK_FRAMES", 37)
+    for ours, reference in zip(torch_values(name, extractor, clips, torch.float32), whole):
+        np.testing.assert_allclose(ours, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_reflect_pad_matches_numpy_per_clip():
     """Each clip reflected at its own end, not at the batch's (the batching trap of centred frames)."""
     rng = np.random.default_rng(2)
     clips = [rng.standard_normal(length) for length in (9, 13, 20)]
-    waves = torch.zeros(3, 20, dtype=torch.float64)
+    waves = torch.zeros(3, 20, dtype=torch.float64, device=DEVICE)
     for row, clip in enumerate(clips):
         waves[row, : len(clip)] = torch.from_numpy(clip)
-    padded = reflect_pad(waves, torch.tensor([len(clip) for clip in clips]), 4).numpy()
+    padded = reflect_pad(waves, torch.tensor([len(clip) for clip in clips], device=DEVICE), 4).cpu().numpy()
     for row, clip in enumerate(clips):
         np.testing.assert_array_equal(padded[row, : len(clip) + 8], np.pad(clip, 4, mode="reflect"))
         np.testing.assert_array_equal(padded[row, len(clip) + 8:], 0.0)
