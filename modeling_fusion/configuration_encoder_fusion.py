@@ -10,6 +10,7 @@ from .fusion import POOLINGS
 WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
 # For "cls+dist": the AST tokens [CLS, DIST, patches...] (Gong et al. 2021).
 AST_POOLINGS = ("cls+dist",) + POOLINGS
+EMBEDDING_TYPES = ("fusion", "plain")
 
 
 def resolve_encoder_config(encoder_config):
@@ -41,6 +42,9 @@ class EncoderFusionConfig(PretrainedConfig):
             Default: the last layer.
         pooling: clip pooling over real frames: "mean+max" (the paper's sum of temporal mean and
             max), "mean" or "max"; AST also "cls+dist" ((CLS + DIST) / 2 of each fused layer).
+        embedding_type: "fusion" (the paper's method) or "plain" (the last layer alone, pooled the same
+            way: the baseline row of the paper's tables).
+        classifier_input: what the audio-classification head reads: "fusion" or "plain".
 
     Raises ValueError for a missing encoder config, layers outside 0..num_layers or an unknown pooling.
     """
@@ -49,7 +53,8 @@ class EncoderFusionConfig(PretrainedConfig):
     sub_configs = {"encoder_config": AutoConfig}
     has_no_defaults_at_init = True
 
-    def __init__(self, encoder_config=None, fusion_layers=None, pooling="mean+max", **kwargs):
+    def __init__(self, encoder_config=None, fusion_layers=None, pooling="mean+max", embedding_type="fusion",
+                 classifier_input="fusion", **kwargs):
         if encoder_config is None:
             raise ValueError("EncoderFusionConfig needs encoder_config (the audio encoder's config); build one with "
                              "EncoderFusionModel.from_encoder_pretrained(name_or_path, fusion_layers=[...])")
@@ -65,8 +70,13 @@ class EncoderFusionConfig(PretrainedConfig):
         poolings = AST_POOLINGS if self.encoder_type == AST else POOLINGS
         if pooling not in poolings:
             raise ValueError(f"pooling must be one of {poolings} for {self.encoder_type}, got {pooling!r}")
+        for name, value in (("embedding_type", embedding_type), ("classifier_input", classifier_input)):
+            if value not in EMBEDDING_TYPES:
+                raise ValueError(f"{name} must be one of {EMBEDDING_TYPES}, got {value!r}")
         self.fusion_layers = fusion_layers
         self.pooling = pooling
+        self.embedding_type = embedding_type
+        self.classifier_input = classifier_input
         attention = self.encoder_config._attn_implementation
         super().__init__(**kwargs)
         if self.encoder_config._attn_implementation is None:  # the base class resets sub-configs' choice
@@ -151,6 +161,11 @@ class EncoderFusionConfig(PretrainedConfig):
             pooled_from_frames=True, layers_from_frames=True)
 
     @property
+    def output_layers(self):
+        """The layers in `last_hidden_state` and `pooler_output`: `fusion_layers`, or the last one for "plain"."""
+        return [self.num_layers] if self.embedding_type == "plain" else self.fusion_layers
+
+    @property
     def hidden_size(self):
-        """Size of `pooler_output`: the fused layers' clip embeddings concatenated."""
-        return sum(self.layer_embedding_size[layer] for layer in self.fusion_layers)
+        """Size of `pooler_output`: the chosen layers' clip embeddings concatenated."""
+        return sum(self.layer_embedding_size[layer] for layer in self.output_layers)

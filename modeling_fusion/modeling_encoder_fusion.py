@@ -95,8 +95,9 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
 
     Outputs (`AudioFusionOutput`): last_hidden_state [B, T, D] fused frames (zero past a clip's end),
     pooler_output [B, config.hidden_size] pooled over real frames only, frame_mask [B, T] (None when all
-    frames are real), and with `output_hidden_states` all num_layers + 1 hidden states as frames [B, T, D_l]
-    and their clip embeddings (`pooled_hidden_states`).
+    frames are real), with `output_hidden_states` all num_layers + 1 hidden states as frames [B, T, D_l]
+    and their clip embeddings (`pooled_hidden_states`), with `output_plain_embedding` the last layer's clip
+    embedding (`plain_embedding`; `embedding_type="plain"` makes it the output).
     """
 
     def __init__(self, config, encoder=None):
@@ -120,15 +121,16 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
     def forward(self, input_values=None, attention_mask=None, input_features=None, is_longer=None,
                 output_hidden_states=None, output_plain_embedding=False, return_dict=None):
         """`input_values` or `input_features` as the encoder's feature extractor returns them (see the class
-        docstring); `output_plain_embedding` is accepted for the package's common interface (no plain
-        embedding: `plain_embedding` stays None)."""
+        docstring); `output_plain_embedding` adds the last layer's clip embedding (`plain_embedding`)."""
         config = self.config
         output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
         return_dict = config.return_dict if return_dict is None else return_dict
         inputs = input_values if input_values is not None else input_features
         if inputs is None:
             raise ValueError("pass input_values or input_features, as the encoder's feature extractor returns them")
-        layers = range(config.num_layers + 1) if output_hidden_states else config.fusion_layers
+        plain = output_plain_embedding or config.embedding_type == "plain"
+        layers = sorted({*config.output_layers, *([config.num_layers] if plain else [])})
+        layers = list(range(config.num_layers + 1)) if output_hidden_states else layers
         kind = config.encoder_type
         waveform = self.encoder.main_input_name == "input_values" and kind != AST
         if waveform and hasattr(self.encoder, "_get_feat_extract_output_lengths"):
@@ -136,7 +138,8 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
             if int(lengths.min()) == 0:
                 raise ValueError("attention_mask has a clip with no real samples; drop it or give it some audio")
             outputs = forward_by_length(
-                lambda values: self._assemble(self._frames({"input_values": values}, layers), None, output_hidden_states),
+                lambda values: self._assemble(self._frames({"input_values": values}, layers), None, output_hidden_states,
+                                              plain),
                 inputs, lengths)
         else:
             encoder_inputs = {self.encoder.main_input_name: inputs}
@@ -146,9 +149,11 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
                 encoder_inputs["attention_mask"] = attention_mask
             frames = self._frames(encoder_inputs, layers)
             mask = None if kind == CLAP else self._frame_mask(attention_mask, frames["frames"][layers[0]].shape[1])
-            outputs = self._assemble(frames, mask, output_hidden_states)
+            outputs = self._assemble(frames, mask, output_hidden_states, plain)
             outputs["frame_mask"] = mask
         output = AudioFusionOutput(**outputs)
+        if not output_plain_embedding:
+            output.plain_embedding = None
         return output if return_dict else output.to_tuple()
 
     def _frame_mask(self, attention_mask, num_frames):
@@ -220,18 +225,18 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
                 handle.remove()
         return {layer: captured[layer] for layer in layers}
 
-    def _assemble(self, frames, mask, output_hidden_states):
+    def _assemble(self, frames, mask, output_hidden_states, plain):
         """The output fields from `_frames`' result; `mask` [b, T] marks real frames (None = all)."""
         config = self.config
+        chosen = config.output_layers
         if "maps" in frames:  # CLAP: stage maps at differing rates
             maps, strides = frames["maps"], frames["strides"]
-            fused = [maps[layer] for layer in config.fusion_layers]
-            last = fuse_layers(fused, [strides[layer] for layer in config.fusion_layers])
+            last = fuse_layers([maps[layer] for layer in chosen], [strides[layer] for layer in chosen])
             final = max(strides.values())
             per_layer = {layer: frame_features(m, final // strides[layer]) for layer, m in maps.items()}
         else:
             per_layer = frames["frames"]
-            last = torch.cat([per_layer[layer] for layer in config.fusion_layers], dim=-1)
+            last = torch.cat([per_layer[layer] for layer in chosen], dim=-1)
 
         def embedding(layer):
             if config.pooling == "cls+dist":
@@ -240,8 +245,9 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
 
         out = {
             "last_hidden_state": last if mask is None else last * mask.unsqueeze(-1).to(last.dtype),
-            "pooler_output": torch.cat([embedding(layer) for layer in config.fusion_layers], dim=-1),
+            "pooler_output": torch.cat([embedding(layer) for layer in chosen], dim=-1),
             "hidden_states": None, "pooled_hidden_states": None,
+            "plain_embedding": embedding(config.num_layers) if plain else None,
         }
         if output_hidden_states:
             out["hidden_states"] = tuple(per_layer[layer] for layer in range(config.num_layers + 1))
@@ -250,21 +256,25 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
 
 
 class EncoderFusionForAudioClassification(EncoderFusionPreTrainedModel):
-    """A linear classifier on the fused clip embedding (e.g. a `fusion-eval --export-classifier` probe).
-    Returns logits [B, num_labels]; `labels` give a loss (`heads.classification_loss`)."""
+    """A linear classifier on the fused clip embedding (`config.classifier_input == "fusion"`, e.g. a
+    `fusion-eval --export-classifier` probe) or on the last layer's ("plain"). Returns logits [B, num_labels];
+    `labels` give a loss (`heads.classification_loss`)."""
 
     def __init__(self, config):
         super().__init__(config)
         self.encoder_fusion = EncoderFusionModel(config)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        width = config.hidden_size if config.classifier_input == "fusion" else config.layer_embedding_size[-1]
+        self.classifier = nn.Linear(width, config.num_labels)
         self.post_init()
 
     def forward(self, input_values=None, attention_mask=None, labels=None, output_hidden_states=None,
                 return_dict=None, input_features=None, is_longer=None):
         return_dict = self.config.return_dict if return_dict is None else return_dict
+        plain = self.config.classifier_input == "plain"
         outputs = self.encoder_fusion(input_values, attention_mask=attention_mask, input_features=input_features,
-                                      is_longer=is_longer, output_hidden_states=output_hidden_states)
-        logits = self.classifier(outputs.pooler_output)
+                                      is_longer=is_longer, output_hidden_states=output_hidden_states,
+                                      output_plain_embedding=plain)
+        logits = self.classifier(outputs.plain_embedding if plain else outputs.pooler_output)
         loss = None if labels is None else classification_loss(logits, labels, self.config)
         output = SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
         return output if return_dict else output.to_tuple()

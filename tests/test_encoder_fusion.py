@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from encoder_testing import AST_FRAMES, clips, tiny_encoder
 from transformers import (
-    AutoConfig, SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel, Wav2Vec2FeatureExtractor,
+    AutoConfig, AutoModelForAudioClassification, SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel, Wav2Vec2FeatureExtractor,
 )
 
 from modeling_fusion.chunking import chunk_spec, embed_long_clip
@@ -254,6 +254,29 @@ def test_classifier_head_on_the_fused_embedding():
         pooled = head.encoder_fusion(**inputs).pooler_output
     close(out.logits, head.classifier(pooled))
     close(out.loss, F.cross_entropy(head.classifier(pooled), torch.tensor([0, 1])))
+
+
+def test_plain_embedding_and_the_export_classifier_call(tmp_path):
+    """The last layer alone is the plain embedding (the baseline row); fusion-eval's --export-classifier loads a
+    folder with these settings into a ForAudioClassification model whose classifier reads the fused embedding."""
+    model, _, extractor = build("wav2vec2", [1, 2])
+    inputs = features(extractor, clips(16000, (0.5, 1.0)))
+    with torch.no_grad():
+        out = model(**inputs, output_hidden_states=True, output_plain_embedding=True)
+    close(out.plain_embedding, out.pooled_hidden_states[3])
+    assert model(**inputs).plain_embedding is None
+    model.save_pretrained(tmp_path)
+    head = AutoModelForAudioClassification.from_pretrained(
+        tmp_path, classifier_input="fusion", embedding_type="fusion", fusion_layers=[0, 3],
+        problem_type="single_label_classification", id2label={0: "a", 1: "b"}, label2id={"a": 0, "b": 1}).eval()
+    with torch.no_grad():
+        logits = head(**inputs).logits
+        fused = head.encoder_fusion(**inputs).pooler_output
+    assert fused.shape == (2, 2 * 16) and head.config.fusion_layers == [0, 3]
+    close(logits, head.classifier(fused))
+    plain = EncoderFusionModel.from_pretrained(tmp_path, embedding_type="plain").eval()
+    with torch.no_grad():
+        close(plain(**inputs).pooler_output, out.plain_embedding)
 
 
 def test_bad_configs_raise():
