@@ -8,6 +8,7 @@ the weights are copied and the folder keeps the encoder's own feature extractor.
 
 import logging
 
+from .model_source import check_model_source
 from .modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
 from .save_folder import save_model_folder
 
@@ -17,6 +18,7 @@ logger = logging.getLogger(__name__)
 def convert(checkpoint, output, layers=None, pooling="mean+max"):
     """Encoder folder or Hub id -> Hub-ready EncoderFusionModel folder `output` (layers: hidden-state numbers,
     0 = the input to block 1; default the last). Raises ValueError when the encoder or its extractor cannot load."""
+    check_model_source(checkpoint)  # a missing folder or an unreachable Hub id: one line, at once
     try:
         model = EncoderFusionModel.from_encoder_pretrained(checkpoint, fusion_layers=layers, pooling=pooling)
         extractor = load_encoder_feature_extractor(checkpoint)
