@@ -4,7 +4,7 @@
         [--output benchmarks/results/long_clips]
 
 Full-size models with random weights (memory and time do not depend on the weights), CPU, one thread,
-one clip of noise at the model's rate. Modes:
+one clip of noise at the model's rate (--threads N for more). Modes:
   whole    today's path: the feature extractor and the model on the whole clip (`model(**extractor(audio))`);
            not run where it would take more than WHOLE_LIMIT_GIB on this shared machine (AST beyond 1 minute:
            attention over 12 x 10 patches per second is quadratic; others when 4 x the 5-minute figure is more).
@@ -42,14 +42,14 @@ def _kib(field):
     return int(re.search(rf"{field}:\s+(\d+)", Path("/proc/self/status").read_text()).group(1))
 
 
-def worker(backbone, mode, minutes):
+def worker(backbone, mode, minutes, threads):
     import numpy as np
     import torch
 
     from modeling_fusion import BACKBONES as CLASSES
     from modeling_fusion.chunking import embed_long_clip
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     config_class, model_class, _, extractor_class = CLASSES[backbone]
     model, extractor = model_class(config_class()).eval(), extractor_class()
@@ -84,7 +84,7 @@ def worker(backbone, mode, minutes):
     start = time.perf_counter()
     shape = run()
     seconds = time.perf_counter() - start
-    print(json.dumps({"backbone": backbone, "mode": mode, "minutes": minutes, "peak_growth_mib":
+    print(json.dumps({"backbone": backbone, "mode": mode, "minutes": minutes, "threads": threads, "peak_growth_mib":
                       round((_kib("VmHWM") - baseline) / 1024, 1), "seconds": round(seconds, 1),
                       "output_shape": list(shape)}))
 
@@ -125,24 +125,29 @@ def differences(backbones, seconds, chunk_s, output):
     Path(f"{output}_differences.md").write_text("\n".join(lines) + "\n")
 
 
-def measure(backbone, mode, minutes):
-    command = [sys.executable, __file__, "--worker", backbone, mode, str(minutes)]
+def measure(backbone, mode, minutes, threads):
+    command = [sys.executable, __file__, "--worker", backbone, mode, str(minutes), "--threads", str(threads)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         return {"backbone": backbone, "mode": mode, "minutes": minutes, "error": result.stderr.strip()[-300:]}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def whole_fits(backbone, minutes, results):
+def whole_skip(backbone, minutes, results):
+    """None when the whole-clip path is run for this clip, else why not."""
     if backbone == "ast":
-        return minutes <= 1
+        return None if minutes <= 1 else "quadratic attention: too large to run here"
     five = [r for r in results if r["backbone"] == backbone and r["mode"] == "whole" and r["minutes"] == 5]
-    if minutes <= 5 or not five or "error" in five[0]:
-        return minutes <= 5
-    return 4 * five[0]["peak_growth_mib"] < min(WHOLE_LIMIT_GIB * 1024, psutil.virtual_memory().available / 2**21)
+    if minutes <= 5:
+        return None
+    if five and "peak_growth_mib" in five[0] and 4 * five[0]["peak_growth_mib"] < min(
+            WHOLE_LIMIT_GIB * 1024, psutil.virtual_memory().available / 2**21):
+        return None
+    return f"> {WHOLE_LIMIT_GIB:g} GiB expected (4 x the 5-minute figure)"
 
 
-HEADER = ("Peak RSS growth of one clip (`benchmarks/bench_long_clips.py`): full-size random models, CPU, one thread, "
+HEADER = ("Peak RSS growth of one clip (`benchmarks/bench_long_clips.py`): full-size random models, CPU (shared 2-core "
+          "machine, timings under load), "
           "fresh process per row; whole = today's whole-clip path, chunked = `chunking.embed_long_clip` (30 s chunks, "
           f"frames returned), pipeline = audio-embedding pipeline, hear = `get_timestamp_embeddings`. Target after: "
           f"< {TARGET_GIB:g} GiB for 20 minutes.\n\n")
@@ -169,25 +174,32 @@ def main():
     parser.add_argument("--hear-minutes", type=float, default=10)
     parser.add_argument("--modes", nargs="+", default=["whole", "chunked", "pipeline", "hear"])
     parser.add_argument("--output", default="benchmarks/results/long_clips")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per measurement")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="only rewrite OUTPUT.json/.md from these results")
     parser.add_argument("--differences", action="store_true", help="compare chunked and whole-clip outputs")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length for --differences")
     parser.add_argument("--chunk-length-s", type=float, default=10.0, help="chunk length for --differences")
     args = parser.parse_args()
     if args.worker:
-        return worker(args.worker[0], args.worker[1], float(args.worker[2]))
+        return worker(args.worker[0], args.worker[1], float(args.worker[2]), args.threads)
     if args.differences:
         return differences(args.backbones, args.seconds, args.chunk_length_s, args.output)
     results = []
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        results = [r for path in args.merge for r in json.loads(Path(path).read_text())]
+        output.with_suffix(".json").write_text(json.dumps(results, indent=1))
+        output.with_suffix(".md").write_text(HEADER + table(results) + "\n")
+        return print(table(results))
     for backbone in args.backbones:
         for mode in args.modes:
             for minutes in ([args.hear_minutes] if mode == "hear" else args.minutes):
-                if mode == "whole" and not whole_fits(backbone, minutes, results):
-                    result = {"backbone": backbone, "mode": mode, "minutes": minutes,
-                              "skipped": f"> {WHOLE_LIMIT_GIB:.0f} GiB expected"}
+                skip = whole_skip(backbone, minutes, results) if mode == "whole" else None
+                if skip:
+                    result = {"backbone": backbone, "mode": mode, "minutes": minutes, "skipped": skip}
                 else:
-                    result = measure(backbone, mode, minutes)
+                    result = measure(backbone, mode, minutes, args.threads)
                 results.append(result)
                 print(json.dumps(result), flush=True)
                 output.with_suffix(".json").write_text(json.dumps(results, indent=1))

@@ -14,23 +14,26 @@ ends where the clip does, so the clip's edges are treated as in a whole-clip pas
 pooled with running sum / count / max over the kept frames, and frames go into one preallocated
 [T, D] tensor: memory is that of one chunk plus the output frames (none with `return_frames=False`).
 
-How chunked frames differ from a whole-clip pass (measured on 30 s noise clips, random weights, chunks of
-10 s; `benchmarks/results/long_clips.md`):
-- CNN14: no global operation, context (8 units = 256 input frames) > the receptive field's half-width
-  (142 input frames for ConvBlock 6 + 32 for the fused frame + 2 frames of front-end padding): frames
-  equal a whole-clip pass up to float32 rounding of convolutions on different tensor sizes.
-- VGGish: examples are encoded independently: chunked frames equal the whole-clip pass.
-- EfficientAT: the squeeze-excitation gates average over the whole input, so every frame depends on
-  the whole clip; chunks see their own (chunk + context) average instead. An approximation.
-- AST: global self-attention; long clips run in 10.24 s windows (the checkpoint's 101-patch position
-  grid, used as is) with 2 s context on each side, like the original model's 10.24 s input. An
-  approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
+How chunked frames differ from a whole-clip pass (30 s of noise, 10 s chunks, full-size random models;
+max relative difference of frames / clip embedding, `benchmarks/results/long_clips_differences.md`):
+- CNN14 (0 / 1.3e-7): no operation spans the input, and the context (8 units = 256 input frames) exceeds
+  the receptive field's half-width (142 input frames for ConvBlock 6, + 32 for the fused frame, + 2
+  frames of front-end padding): frames are bit-identical here; the clip embedding differs by float
+  rounding of the running (float64) vs whole (float32) mean.
+- VGGish (0 / 1.2e-7): examples are encoded independently: frames are bit-identical.
+- EfficientAT (1.2e-4 / 6.9e-5): the squeeze-excitation gates average over the whole input, so every
+  frame depends on the whole clip; chunks see their own (chunk + 3.2 s context) average. An approximation.
+- AST (AST_NUMBERS): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
+  (10.24 s input, position embeddings used as they are, as the original model's input) keeping the
+  middle 6.1 s, 2 s context on each side (the first and last windows take more on their inner side).
+  An approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
 - Clip embeddings that are not a pooling of the frames (plain embeddings, AST "cls+dist") are the
   frame-count-weighted mean of the chunks' clip embeddings: an approximation.
 
 Remote code: imports only numpy, torch and sibling files.
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -39,6 +42,7 @@ import torch
 
 from .fusion import POOLINGS, AudioFusionOutput
 
+logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's result); longer ones in chunks
 
 
@@ -152,6 +156,11 @@ def _vggish(config, extractor):
 SPECS = {"cnn14-fusion": _cnn14, "efficientat-fusion": _efficientat, "ast-fusion": _ast, "vggish-fusion": _vggish}
 
 
+def has_chunk_spec(config):
+    """Whether `chunk_spec` knows this model (a built-in backbone or a config with `chunk_spec`)."""
+    return hasattr(config, "chunk_spec") or config.model_type in SPECS
+
+
 def chunk_spec(config, feature_extractor):
     """The `ChunkSpec` of a model config and its feature extractor.
 
@@ -253,7 +262,8 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
         Chunked results carry no per-layer frames (`hidden_states` is None).
     return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
     Returns an `AudioFusionOutput` with batch size 1: pooler_output [1, D], last_hidden_state [1, T, D]
-    (every frame real, `frame_mask` None). Raises ValueError for audio that is not one clip, or too short
+    (every frame real, `frame_mask` None). A model without a chunking description (`has_chunk_spec`)
+    runs long clips whole, with a warning. Raises ValueError for audio that is not one clip, or too short
     for the model (from the feature extractor).
     """
     model = base_model(model)
@@ -261,6 +271,10 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     rate = feature_extractor.sampling_rate
     fixed = getattr(feature_extractor, "fixed_clip_seconds", None)  # an exported probe's extractor cuts clips itself
     if not chunk_length_s or len(audio) <= chunk_length_s * rate or fixed:
+        return _run(model, feature_extractor, audio, output_hidden_states)
+    if not has_chunk_spec(model.config):
+        logger.warning(f"{model.config.model_type} has no chunking description (config.chunk_spec): the "
+                       f"{len(audio) / rate:.0f} s clip runs whole, with memory growing with its length.")
         return _run(model, feature_extractor, audio, output_hidden_states)
     spec = chunk_spec(model.config, feature_extractor)
     total = spec.num_frames(len(audio))

@@ -115,3 +115,12 @@ def test_bad_audio_is_a_clear_error():
     model, extractor = tiny_model("cnn14")
     with pytest.raises(ValueError, match="one mono clip"):
         embed_long_clip(model, extractor, np.zeros((2, 3, 16000), dtype=np.float32))
+
+
+def test_a_model_without_a_chunking_description_runs_whole(monkeypatch, caplog):
+    model, extractor = tiny_model("cnn14")
+    audio = noise(6.0, extractor.sampling_rate, seed=8)
+    monkeypatch.setattr(chunking, "SPECS", {})
+    out = embed_long_clip(model, extractor, audio, chunk_length_s=2.0)
+    assert torch.equal(out.last_hidden_state, whole(model, extractor, audio).last_hidden_state)
+    assert "no chunking description" in caplog.text
