@@ -1,8 +1,9 @@
 """Embedding extraction with Accelerate: every process encodes its share, the main process stores chunks.
 
-The dataloader of each missing chunk is prepared by Accelerate (each process takes every N-th batch)
-and `gather_for_metrics` puts the batches back in dataset order without the padding duplicates, so
-N processes store the same arrays, in the same order, as one. DataLoader workers decode, resample and
+One dataloader over the rows of every missing chunk is prepared by Accelerate (each process takes every
+N-th batch) and `gather_for_metrics` puts the batches back in dataset order without the padding
+duplicates, so N processes store the same arrays, in the same order, as one; each chunk is written as
+soon as its rows have arrived (the resume granularity). DataLoader workers decode, resample and
 fix lengths; the feature extractor runs batched on the accelerator, then the model.
 """
 
@@ -52,26 +53,40 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
         return 0
     device = accelerator.device
     progress = tqdm(total=total, desc=desc, unit="clip", disable=not accelerator.is_main_process)
-    for chunk in todo:
-        dataset = ClipDataset(table, cache.chunk_rows(chunk), view, unit_samples, crop_seed, skip_bad)
-        loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-            dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=ClipCollator(),
-            pin_memory=device.type == "cuda"), device_placement=False)  # waves stay on the host until the extractor
-        parts = []
-        for batch in loader:
-            features = compute_features(embedder.feature_extractor, batch["waves"], batch["samples"], device)
-            with accelerator.autocast():
-                embeddings = embedder.embed(features)
-            info = {"rows": batch["rows"].to(device), "lengths": batch["lengths"].to(device),
-                    "ok": batch["ok"].to(device=device, dtype=torch.uint8)}
-            gathered = accelerator.gather_for_metrics({**info, **embeddings})
-            if accelerator.is_main_process:
-                parts.append({key: value.cpu().numpy() for key, value in gathered.items()})
-            progress.update(len(gathered["rows"]))
+    # One loader over the missing chunks' rows (its workers start once); each chunk is written when complete.
+    rows = np.concatenate([cache.chunk_rows(chunk) for chunk in todo])
+    dataset = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad)
+    loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=ClipCollator(),
+        pin_memory=device.type == "cuda"), device_placement=False)  # waves stay on the host until the extractor
+    pending, parts = list(todo), []
+    for batch in loader:
+        features = compute_features(embedder.feature_extractor, batch["waves"], batch["samples"], device)
+        with accelerator.autocast():
+            embeddings = embedder.embed(features)
+        info = {"rows": batch["rows"].to(device), "lengths": batch["lengths"].to(device),
+                "ok": batch["ok"].to(device=device, dtype=torch.uint8)}
+        gathered = accelerator.gather_for_metrics({**info, **embeddings})
         if accelerator.is_main_process:
-            merged = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
-            cache.write(chunk, merged["rows"], merged["lengths"], merged["ok"].astype(bool),
-                        {key: merged[key] for key in keys})
+            parts.append({key: value.cpu().numpy() for key, value in gathered.items()})
+            parts = _write_complete_chunks(cache, pending, parts, keys)
+        progress.update(len(gathered["rows"]))
     progress.close()
     accelerator.wait_for_everyone()
     return total
+
+
+def _write_complete_chunks(cache, pending, parts, keys):
+    """Write each chunk of `pending` (in dataset order) whose rows have all arrived in `parts`; returns the rest."""
+    if not pending or sum(len(part["rows"]) for part in parts) < len(cache.chunk_rows(pending[0])):
+        return parts
+    merged = {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
+    while pending and len(merged["rows"]) >= len(cache.chunk_rows(pending[0])):
+        chunk = pending.pop(0)
+        count = len(cache.chunk_rows(chunk))
+        if not np.array_equal(merged["rows"][:count], cache.chunk_rows(chunk)):
+            raise RuntimeError(f"extraction returned rows out of order for cache chunk {chunk}")
+        cache.write(chunk, merged["rows"][:count], merged["lengths"][:count], merged["ok"][:count].astype(bool),
+                    {key: merged[key][:count] for key in keys})
+        merged = {key: value[count:] for key, value in merged.items()}
+    return [merged] if len(merged["rows"]) else []

@@ -72,13 +72,13 @@ def test_cache_key_follows_weights_and_config(paths):
 
 def test_resume_after_interruption(paths, tmp_path):
     _, reference = run(paths, tmp_path / "reference")
-    broken = CountingEmbedder(str(paths / "model"), fail_after=5)  # chunks of 5 clips are 3 batches of 2
+    broken = CountingEmbedder(str(paths / "model"), fail_after=5)  # 5 batches of 2 fill chunks 0-1 (5 clips each)
     with pytest.raises(KeyboardInterrupt):
         run(paths, tmp_path / "resumed", broken)
-    assert ViewCache(tmp_path / "resumed", np.arange(18), 5, {}).missing(["fusion_3_6", "plain"]) == [1, 2, 3]
+    assert ViewCache(tmp_path / "resumed", np.arange(18), 5, {}).missing(["fusion_3_6", "plain"]) == [2, 3]
     resumed = CountingEmbedder(str(paths / "model"))
     computed, cache = run(paths, tmp_path / "resumed", resumed)
-    assert computed == 13 and resumed.clips == 13, "only chunks 1-3 (5 + 5 + 3 clips) are encoded again"
+    assert computed == 8 and resumed.clips == 8, "only chunks 2-3 (5 + 3 clips) are encoded again"
     for key in ("fusion_3_6", "plain"):
         np.testing.assert_array_equal(cache.load(key), reference.load(key))
     np.testing.assert_array_equal(cache.info()[0], reference.info()[0])
