@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# GPU check (never part of CI): set up, front-end and model parity on the GPU, 1- vs 2-process extraction
+# (same embeddings), and clips/s for the model alone and end to end (fusion-eval's extraction: DataLoader
+# workers decoding, features on the GPU, model, gather, cache writes), fp32 and bf16, for CNN14 and AST
+# (random weights, 10 s noise clips) and EfficientAT (random weights, real SPCV2 test clips). About 5 min
+# on one H200.
+#
+#   bash benchmarks/gpu_check.sh                          # on a GPU machine
+#   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh     # smoke mode: the same steps on the CPU, tiny sizes
+#
+# Writes benchmarks/results/gpu_check_<device>.md (summary) and .log (everything). SPCV2 clips are looked
+# up in $FUSION_EVAL_DATA_DIR, ../shared/data, shared/data or /work/shared/data.
+# Bounds: front ends as tests/test_frontends_torch.py; embeddings fp32 <= 1e-2 and bf16 <= 5e-2 of their
+# largest magnitude (benchmarks/gpu_check.py); 1 and 2 processes store identical arrays.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEVICE=${GPU_CHECK_DEVICE:-cuda}
+mkdir -p benchmarks/results
+OUT=benchmarks/results/gpu_check_${DEVICE}.md
+LOG=benchmarks/results/gpu_check_${DEVICE}.log
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
+exec > >(tee "$LOG") 2>&1
+started=$SECONDS
+
+if [ "$DEVICE" = cpu ]; then
+  CLIPS=4 SPCV2_CLIPS=9 SECS=2 BATCH=4 EXTRACT_CLIPS=9
+else
+  if ! python -c "import torch, modeling_fusion, fusion_eval, torchcodec; assert torch.cuda.is_available()" 2>/dev/null; then
+    bash scripts/setup.sh  # only when the environment is not ready: pip needs the network
+  fi
+  CLIPS=512 SPCV2_CLIPS=2048 SECS=10 BATCH=64 EXTRACT_CLIPS=250
+fi
+python -c "import torch, modeling_fusion, fusion_eval; assert '$DEVICE' == 'cpu' or torch.cuda.is_available(), 'no GPU'"
+GPUS=$(python -c 'import torch; print(torch.cuda.device_count())')
+
+{
+  echo "# GPU check on $DEVICE ($(date -u +%Y-%m-%dT%H:%MZ))"
+  echo
+  python -c 'import torch, platform; print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, python {platform.python_version()}")'
+  if [ "$DEVICE" != cpu ]; then nvidia-smi -L; fi
+  echo
+} > "$OUT"
+
+echo "== 1. front ends on $DEVICE vs numpy (tests/test_frontends_torch.py tolerances)"
+FUSION_TEST_DEVICE=$DEVICE python -m pytest tests/test_frontends_torch.py -q -p no:cacheprovider | tee "$WORK/frontends.txt"
+{ echo "## Front ends on $DEVICE vs numpy"; echo; echo '```'; tail -n 1 "$WORK/frontends.txt"; echo '```'; echo; } >> "$OUT"
+
+echo "== 2. embeddings on $DEVICE (torch front end) vs CPU fp32 (numpy front end)"
+python benchmarks/gpu_check.py parity --device "$DEVICE" --output "$WORK/parity.md"
+{ echo "## Model parity, random full-size models, 3 clips of 1.5-3 s"; echo; cat "$WORK/parity.md"; echo; } >> "$OUT"
+
+echo "== 3. extraction with 1 and 2 processes (EfficientAT, $EXTRACT_CLIPS SPCV2 clips)"
+extract_args=(extract --backbones efficientat --clips "$EXTRACT_CLIPS" --batch-size 16 --workdir "$WORK")
+if [ "$DEVICE" != cpu ] && [ "$GPUS" -ge 2 ]; then
+  two_process=(accelerate launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no)
+  where="2 GPUs"
+  one_device=$DEVICE
+else  # one GPU cannot host two NCCL ranks: both runs on the CPU (gloo), the multi-process code path is the same
+  two_process=(python -m torch.distributed.run --standalone --nproc-per-node 2)
+  where="CPU (fewer than 2 GPUs)"
+  one_device=cpu
+fi
+accelerate launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+  benchmarks/gpu_check.py "${extract_args[@]}" --device "$one_device" --output "$WORK/one.npz"
+"${two_process[@]}" benchmarks/gpu_check.py "${extract_args[@]}" --device "$one_device" --output "$WORK/two.npz"
+python - "$WORK/one.npz" "$WORK/two.npz" "$where" >> "$OUT" <<'EOF'
+import sys
+import numpy as np
+one, two = np.load(sys.argv[1]), np.load(sys.argv[2])
+same = sorted(one.files) == sorted(two.files) and all(np.array_equal(one[k], two[k]) for k in one.files)
+shapes = ", ".join(f"{k} {one[k].shape}" for k in sorted(one.files))
+print(f"## 1 vs 2 processes on {sys.argv[3]}\n\n{'identical' if same else 'DIFFERENT'} arrays: {shapes}\n")
+if not same:
+    raise SystemExit("1- and 2-process extraction differ")
+EOF
+
+echo "== 4. clips/s, model alone vs end to end"
+{
+  echo "## Throughput (batch $BATCH)"
+  echo
+  echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio |"
+  echo "|---|---|---|---|---|---|---|"
+} >> "$OUT"
+for precision in fp32 bf16; do
+  for backbone in cnn14 ast efficientat; do
+    clips=$CLIPS
+    if [ "$backbone" = efficientat ]; then clips=$SPCV2_CLIPS; fi
+    python benchmarks/gpu_check.py throughput --device "$DEVICE" --precision "$precision" --backbones "$backbone" \
+      --clips "$clips" --seconds "$SECS" --batch-size "$BATCH" --workdir "$WORK" --output "$OUT"
+  done
+done
+echo >> "$OUT"
+echo "Total $((SECONDS - started)) s." >> "$OUT"
+cat "$OUT"
