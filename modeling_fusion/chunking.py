@@ -23,8 +23,8 @@ max relative difference of frames / clip embedding, `benchmarks/results/long_cli
 - VGGish (0 / 1.2e-7): examples are encoded independently: frames are bit-identical.
 - EfficientAT (1.2e-4 / 6.9e-5): the squeeze-excitation gates average over the whole input, so every
   frame depends on the whole clip; chunks see their own (chunk + 3.2 s context) average. An approximation.
-- AST (AST_NUMBERS): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
-  (10.24 s input, position embeddings used as they are, as the original model's input) keeping the
+- AST (1.2e-2 / 1.8e-3): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
+  (10.2 s of audio, the 1024-frame input's patches; position embeddings used as they are) keeping the
   middle 6.1 s, 2 s context on each side (the first and last windows take more on their inner side).
   An approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
 - Clip embeddings that are not a pooling of the frames (plain embeddings, AST "cls+dist") are the
