@@ -2,8 +2,8 @@
 
 Each extractor keeps its numpy front end as the reference and default. With `device=` it uses these
 helpers: the batch is right-padded on the host and moved to the device once, framed there (each clip
-reflect-padded at its own ends where the reference centres frames), transformed by one batched FFT,
-and the frames past each clip's own end are set to the padding value. Windows and filter banks are the
+reflect-padded at its own ends where the reference centres frames), transformed by one batched FFT
+(on the CPU in blocks of frames), and the frames past each clip's own end are set to the padding value. Windows and filter banks are the
 extractors' float64 numpy arrays (one derivation for both paths), copied to each (device, dtype) once.
 """
 
