@@ -132,7 +132,9 @@ def get_timestamp_embeddings(audio, model):
     times = model.timestamps_ms(frames[0].shape[0])
     # VGGish zero-pads a clip under one 0.975 s example: frames centred past the end are dropped
     inside = int(np.searchsorted(times, clips.shape[1] * 1000.0 / model.sample_rate, side="right"))
-    embeddings = torch.stack([f[:inside] for f in frames]).to(device)
+    # one clip (hear-eval-kit's batch for clips over 108 s) is returned without a copy
+    stacked = frames[0][None] if len(frames) == 1 else torch.stack(frames)
+    embeddings = stacked[:, :inside].to(device)
     times = torch.from_numpy(times[:inside]).to(device)
     return embeddings, times.expand(len(clips), -1).contiguous()
 
