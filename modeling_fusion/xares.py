@@ -2,7 +2,8 @@
 
     FUSION_XARES_MODEL=models/efficientat-mn04 python -m xares.run --max-jobs 1 modeling_fusion/xares.py src/tasks/*.py
 
-X-ARES imports this file by its path and builds the one attribute whose name ends in "Encoder" with no
+X-ARES turns the file path into a module name (modeling_fusion.xares: run it from X-ARES's checkout with
+this package installed) and builds the module's one attribute whose name ends in "Encoder" with no
 arguments, so the model comes from the environment variable FUSION_XARES_MODEL (a converted folder or a
 Hub id; default: the published variant `hear.DEFAULT_MODEL`). Frames are the fused per-frame features
 (`last_hidden_state`), as HEAR's timestamp embeddings, through the bounded-memory chunked path for long
