@@ -27,7 +27,8 @@ class YAMNetFusionConfig(PretrainedConfig):
         patch_frames: log-mel frames per patch the released model sees (96, 0.96 s).
         patch_hop_frames: frames between patches (48, 0.48 s): the input's patches overlap by half.
         fusion_layers: layers (1-14) fused into `last_hidden_state`, computed fully convolutionally
-            over the clip's whole log-mel (see `YAMNetFusionModel`).
+            over the clip's whole log-mel (see `YAMNetFusionModel`). The default, 6 + 14 (256 x 8 +
+            1024 x 2 = 4096-d), was chosen on validation data only (eval/reports/yamnet.md).
         pooling: temporal pooling of clip embeddings, "mean+max" (sum), "mean" or "max".
         embedding_type: "fusion" (the paper's method) or "plain": YAMNet's 1024-d embedding of each
             patch (global average of layer 14), pooled over the clip's patches with `pooling`.
@@ -43,7 +44,7 @@ class YAMNetFusionConfig(PretrainedConfig):
         num_mel_bins=64,
         patch_frames=96,
         patch_hop_frames=48,
-        fusion_layers=(10, 14),
+        fusion_layers=(6, 14),
         pooling="mean+max",
         embedding_type="fusion",
         classifier_input="plain",

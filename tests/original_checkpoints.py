@@ -38,6 +38,15 @@ def efficientat_checkpoint(path):
     torch.save({upstream: ours[key] for upstream, key in key_mapping(model).items()}, path)
 
 
+def yamnet_tflite(path):
+    """The real yamnet.tflite (4 MB) from ../shared/weights: a flatbuffer is not worth faking."""
+    import shutil
+
+    from conftest import shared_path
+
+    shutil.copyfile(shared_path("weights", "yamnet.tflite"), path)
+
+
 # variant -> function(path) writing a random checkpoint of that variant's source layout
 ORIGINAL_CHECKPOINTS = {
     "cnn14-16k-fusion-3-6": lambda path: cnn14_checkpoint(path, 16000),
@@ -46,4 +55,5 @@ ORIGINAL_CHECKPOINTS = {
     "efficientat-mn04-as-fusion-12-14": efficientat_checkpoint,
     "vggish-fusion-10-15": lambda path: torch.save(torchvggish_checkpoint(random_torchvggish(seed=3)), path),
     "wav2vec2-base-fusion-6-12": wav2vec2_base_folder,
+    "yamnet-fusion-6-14": yamnet_tflite,
 }

@@ -24,7 +24,7 @@ def built(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(name)
     checkpoint = work / hub.load_variant(name)["variant"]["source"]["file_name"]
     ORIGINAL_CHECKPOINTS[name](checkpoint)
-    labels = SHARED / "weights" / "audioset_labels.csv"
+    labels = SHARED / "weights" / hub.load_variant(name)["variant"].get("labels_file", "audioset_labels.csv")
     folder = hub.build(name, checkpoint, work / "repo", labels=labels if labels.exists() else None,
                        repo_id=f"someone/{name}", verify=False)
     return name, folder
