@@ -154,15 +154,16 @@ HEADER = ("Peak RSS growth of one clip (`benchmarks/bench_long_clips.py`): full-
 
 
 def table(results):
-    lines = ["| backbone | mode | minutes | peak RSS growth (MiB) | seconds | output |", "|---|---|---|---|---|---|"]
+    lines = ["| backbone | mode | minutes | peak RSS growth (MiB) | seconds | threads | output |",
+             "|---|---|---|---|---|---|---|"]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | failed: {r['error'][-80:]} | | |")
+            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | failed: {r['error'][-80:]} | | | |")
         elif "skipped" in r:
-            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | not run: {r['skipped']} | | |")
+            lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | not run: {r['skipped']} | | | |")
         else:
             lines.append(f"| {r['backbone']} | {r['mode']} | {r['minutes']} | {r['peak_growth_mib']:.0f} | "
-                         f"{r['seconds']:.0f} | {r['output_shape']} |")
+                         f"{r['seconds']:.0f} | {r.get('threads', 1)} | {r['output_shape']} |")
     return "\n".join(lines)
 
 
