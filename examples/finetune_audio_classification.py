@@ -17,11 +17,13 @@ import torch
 from datasets import Audio, load_dataset
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, Trainer, TrainingArguments
 
+from modeling_fusion.audio_input import load_audio
 from modeling_fusion.save_folder import save_model_folder
 
 
-def load_splits(data_dir, label_column, rate, limit=None):
-    dataset = load_dataset("audiofolder", data_dir=data_dir, split="train").cast_column("audio", Audio(sampling_rate=rate))
+def load_splits(data_dir, label_column, limit=None):
+    # decode=False: the collator decodes with the package's one input path (load_audio: channel mean, soxr)
+    dataset = load_dataset("audiofolder", data_dir=data_dir, split="train").cast_column("audio", Audio(decode=False))
     if limit:
         dataset = dataset.shuffle(seed=0).select(range(min(limit, len(dataset))))
     if "split" in dataset.column_names:
@@ -49,7 +51,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     extractor = AutoFeatureExtractor.from_pretrained(args.model, trust_remote_code=True)
-    train, test, names = load_splits(args.data, args.label_column, extractor.sampling_rate, args.limit)
+    train, test, names = load_splits(args.data, args.label_column, args.limit)
     label2id = {name: index for index, name in enumerate(names)}
     model = AutoModelForAudioClassification.from_pretrained(
         args.model, trust_remote_code=True, classifier_input="fusion", problem_type="single_label_classification",
@@ -63,7 +65,7 @@ def main(argv=None):
     min_samples = int(args.min_seconds * extractor.sampling_rate)
 
     def collate(rows):
-        clips = [row["audio"]["array"] for row in rows]
+        clips = [load_audio(row["audio"], extractor.sampling_rate) for row in rows]
         clips = [np.pad(clip, (0, max(0, min_samples - len(clip)))) for clip in clips]
         features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt")
         features["labels"] = torch.tensor([label2id[str(row[args.label_column])] for row in rows])
