@@ -24,7 +24,7 @@ from modeling_fusion.save_folder import save_model_folder
 # Parity bounds: max |device - CPU| / max |CPU| of the clip embeddings (pooler_output). fp32 on a GPU runs
 # cuDNN convolutions in TF32 by default (10-bit mantissa), so it is not bitwise CPU; bf16 autocast keeps 8 bits.
 FP32_BOUND, BF16_BOUND = 1e-2, 5e-2
-SPCV2_CANDIDATES = ("../shared/data", "shared/data", "/work/shared/data")
+SPCV2_CANDIDATES = ("../shared/data", "shared/data")
 
 
 def spcv2_data_dir():

@@ -9,7 +9,7 @@
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh     # smoke mode: the same steps on the CPU, tiny sizes
 #
 # Writes benchmarks/results/gpu_check_<device>.md (summary) and .log (everything). SPCV2 clips are looked
-# up in $FUSION_EVAL_DATA_DIR, ../shared/data, shared/data or /work/shared/data.
+# up in $FUSION_EVAL_DATA_DIR, ../shared/data, or shared/data.
 # Bounds: front ends as tests/test_frontends_torch.py; embeddings fp32 <= 1e-2 and bf16 <= 5e-2 of their
 # largest magnitude (benchmarks/gpu_check.py); 1 and 2 processes store identical arrays.
 set -euo pipefail
