@@ -37,20 +37,7 @@ from fusion_eval.representations import Embedder, Representation
 from fusion_eval.runner import PreparedTask, RunSettings, plan_task, probe_task
 from fusion_eval.tasks import resolve_task
 
-
-def validation_accuracy(rep):
-    """Mean over seeds and runs of the probe's best validation accuracy."""
-    return float(np.mean([run["valid_accuracy"] for seed in rep["seeds"].values() for run in seed["runs"]]))
-
-
-class ConcatViews(runner._Views):
-    """Cached views where a key "layer_a+layer_b" is the concatenation of the two layers' embeddings."""
-
-    def load(self, key):
-        parts = key.split("+")
-        arrays = [[cache.load(part) if len(cache.rows) else None for cache in self.caches] for part in parts]
-        self.arrays = [None if view[0] is None else np.concatenate(view, axis=1) for view in zip(*arrays)]
-        return self
+from efficientat_study import ConcatViews, validation_accuracy  # the same candidate machinery (scripts/ is on sys.path)
 
 
 def cached_task(task, table, runs, cache_dir, model_key, chunk_size):
