@@ -33,7 +33,7 @@ from pathlib import Path
 
 import psutil
 
-BACKBONES = ("cnn14", "efficientat", "vggish", "ast")
+BACKBONES = ("cnn14", "efficientat", "vggish", "ast", "yamnet")
 TARGET_GIB = 2.0
 WHOLE_LIMIT_GIB = 3.0
 

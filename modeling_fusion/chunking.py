@@ -21,6 +21,10 @@ max relative difference of frames / clip embedding, `benchmarks/results/long_cli
   frames of front-end padding): frames are bit-identical here; the clip embedding differs by float
   rounding of the running (float64) vs whole (float32) mean.
 - VGGish (0 / 1.2e-7): examples are encoded independently: frames are bit-identical.
+- YAMNet (0 / 1e-7): fully convolutional over the clip's log-mel; its TF "SAME" padding moves layer 13's grid
+  with the parity of the patch count, so chunks start on 0.96 s units (two patch hops, three fused frames) and
+  have the clip's length modulo 0.96 s (`length_period`): same padding, same frames. Context 4 units (3.84 s)
+  exceeds layer 14's receptive field (315 input frames). "plain" per-patch embeddings: float rounding (7e-7).
 - EfficientAT (1.2e-4 / 6.9e-5): the squeeze-excitation gates average over the whole input, so every
   frame depends on the whole clip; chunks see their own (chunk + 3.2 s context) average. An approximation.
 - AST (1.2e-2 / 1.8e-3): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
@@ -34,6 +38,7 @@ Remote code: imports only numpy, torch and sibling files.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -61,6 +66,9 @@ class ChunkSpec:
     pooled_from_frames: whether `pooler_output` is `config.pooling` of the frames (else a mean of chunks').
     layers_from_frames: likewise for `pooled_hidden_states`.
     layer_frames_per_unit: frames per unit of `hidden_states` (the backbone's final frame rate).
+    length_period: chunks run with a length congruent to the clip's modulo this many samples (their end moved
+        later by less than one period, never past the clip's end), for a model whose frame grid depends on
+        its input's length (YAMNet); it divides `unit_samples`, so every chunk starts on a multiple of it.
     """
 
     unit_samples: int
@@ -74,6 +82,7 @@ class ChunkSpec:
     pooled_from_frames: bool
     layers_from_frames: bool
     layer_frames_per_unit: int = 1
+    length_period: Optional[int] = None
 
     @property
     def frame_hop(self):
@@ -153,7 +162,31 @@ def _vggish(config, extractor):
         layer_frames_per_unit=6 * example_hop // example_frames)
 
 
-SPECS = {"cnn14-fusion": _cnn14, "efficientat-fusion": _efficientat, "ast-fusion": _ast, "vggish-fusion": _vggish}
+def _yamnet(config, extractor):
+    hop, patch_hop = extractor.hop_length, config.patch_hop_frames
+    stride = config.time_strides[-1]  # 32 input frames = one fused frame (320 ms)
+    # TF "SAME" padding: a stride-2 layer pads its input on the left only when the input's length is odd; layer
+    # 13's input has 3 (E + 1) frames for E patches, so its frame grid shifts by 160 ms with the parity of E.
+    # Chunks start on multiples of two patch hops and a fused frame (96 frames, 0.96 s) and run with a length
+    # congruent to the clip's modulo that (`length_period`): same padding, same grid, same end, same patches.
+    unit_frames = math.lcm(2 * patch_hop, stride)
+    # receptive field of layer 14: each 3-tap layer adds 2 x the input frames per step before it (315 frames)
+    field = 1 + sum(2 * step for step in [1] + config.time_strides[:-1])
+    plain = config.embedding_type == "plain"
+    span, per_unit = (config.patch_frames, unit_frames // patch_hop) if plain else (stride, unit_frames // stride)
+    return ChunkSpec(
+        unit_samples=unit_frames * hop, frames_per_unit=per_unit,
+        context_units=-(-(field + span) // unit_frames),  # fusion: 4 units (3.84 s), plain: 5
+        tail_samples=extractor.window_length - hop, window_units=None,
+        first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
+        num_frames=lambda n: extractor.num_examples(n) if plain else  # log-mel of E patches / 32, rounded up
+        -(-(patch_hop * (extractor.num_examples(n) - 1) + config.patch_frames) // stride),
+        exact=True, pooled_from_frames=_frame_pooling(config), layers_from_frames=_frame_pooling(config),
+        layer_frames_per_unit=unit_frames // stride, length_period=unit_frames * hop)
+
+
+SPECS = {"cnn14-fusion": _cnn14, "efficientat-fusion": _efficientat, "ast-fusion": _ast, "vggish-fusion": _vggish,
+         "yamnet-fusion": _yamnet}
 
 
 def has_chunk_spec(config):
@@ -243,8 +276,10 @@ def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
         if window is not None:
             run_first = max(0, min(run_first, total_units - window))
             run_end = max(run_end, run_first + window)
-        plan.append((first, end, run_first * spec.unit_samples,
-                     min(num_samples, run_end * spec.unit_samples + spec.tail_samples)))
+        stop = min(num_samples, run_end * spec.unit_samples + spec.tail_samples)
+        if spec.length_period:
+            stop += (num_samples - stop) % spec.length_period
+        plan.append((first, end, run_first * spec.unit_samples, stop))
     return plan
 
 
@@ -299,7 +334,10 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
         if output_hidden_states:
             layers = layers or [_RunningPool() for _ in out.pooled_hidden_states]
             run_first = start // spec.unit_samples
-            rows = slice((first - run_first) * spec.layer_frames_per_unit, (end - run_first) * spec.layer_frames_per_unit)
+            # the last chunk keeps every layer frame to the clip's end (YAMNet "plain": its log-mel outlasts the patches)
+            last = end * spec.frames_per_unit >= total
+            rows = slice((first - run_first) * spec.layer_frames_per_unit,
+                         None if last else (end - run_first) * spec.layer_frames_per_unit)
             for index, layer in enumerate(layers):
                 if spec.layers_from_frames:
                     layer.add_frames(out.hidden_states[index][0, rows])
@@ -320,7 +358,7 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
 
 
 def frame_hop_ms(model, feature_extractor):
-    """Milliseconds between fused frames (exact): 320 for CNN14 and EfficientAT, 160 VGGish, 100 AST."""
+    """Milliseconds between fused frames (exact): 320 for CNN14, EfficientAT and YAMNet, 160 VGGish, 100 AST."""
     spec = chunk_spec(base_model(model).config, feature_extractor)
     return spec.frame_hop * 1000.0 / feature_extractor.sampling_rate
 

@@ -16,6 +16,7 @@ with the time of each frame's centre, from exact frame arithmetic (`chunking.Chu
 | EfficientAT-Fusion#12#14 | 32 kHz | 320 ms | 0 ms (strided-conv centre) | 640 |
 | VGGish-Fusion#10#15 | 16 kHz | 160 ms | 87.5 ms | 8192 |
 | AST-Fusion#5#12 | 16 kHz | 100 ms | 87.5 ms (16-frame patch) | 18432 (2 x 12 x 768) |
+| YAMNet-Fusion#6#14 | 16 kHz | 320 ms | 167.5 ms (32 frames) | 4096 |
 
 HEAR suggests timestamps every <= 50 ms (its validator only warns above that): onsets in music
 transcription (50 ms tolerance) and sound event detection are scored at our 100-320 ms frames, so event

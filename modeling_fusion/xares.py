@@ -24,7 +24,7 @@ class FusionEncoder(torch.nn.Module):
     """X-ARES encoder: forward(audio [B, T] float at `sampling_rate` Hz) -> [B, T', output_dim] float32.
 
     Attributes: sampling_rate (Hz), output_dim (fused frame width), hop_size_in_ms (exact frame hop:
-    320 CNN14 / EfficientAT, 160 VGGish, 100 AST). Raises ValueError when the model cannot be loaded.
+    320 CNN14 / EfficientAT / YAMNet, 160 VGGish, 100 AST). Raises ValueError when the model cannot be loaded.
     """
 
     def __init__(self):

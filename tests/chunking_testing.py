@@ -11,6 +11,7 @@ TINY = {
     "ast": dict(ast_config=dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64),
                 fusion_layers=(1, 2)),
     "vggish": dict(),  # VGGish has one size
+    "yamnet": dict(),  # YAMNet has one size (3.7M parameters; ~0.1 s for 12 s of audio)
 }
 
 

@@ -10,7 +10,7 @@ from chunking_testing import noise, tiny_model
 from modeling_fusion import chunking
 from modeling_fusion.chunking import chunk_plan, chunk_spec, embed_long_clip
 
-BACKBONES = ("cnn14", "efficientat", "vggish", "ast")
+BACKBONES = ("cnn14", "efficientat", "vggish", "ast", "yamnet")
 
 
 def whole(model, extractor, audio, output_hidden_states=False):
@@ -65,6 +65,32 @@ def test_cnn_chunks_equal_the_whole_clip(backbone, seconds, chunk_s):
     assert relative(reference.pooler_output, out.pooler_output) < 1e-5
     for a, b in zip(reference.pooled_hidden_states, out.pooled_hidden_states):
         assert relative(a, b) < 1e-5
+
+
+# YAMNet: TF "SAME" padding shifts layer 13's frame grid with the parity of the patch count E, so chunks start on
+# 0.96 s units and run with the clip's length modulo 0.96 s (`length_period`). Fused frames and per-layer clip
+# embeddings are then bit-identical to the whole clip (measured 0 and 1.4e-7 relative); "plain" per-patch
+# embeddings differ by float rounding of other batch sizes (measured 7e-7). 1e-5 allows other BLAS kernels.
+# Without `length_period` a chunk whose patch count has the other parity shifts the grid: frames differ (7e-3).
+@pytest.mark.parametrize("embedding_type, seconds", [("fusion", 12.0), ("fusion", 12.3), ("plain", 12.0),
+                                                     ("plain", 12.3)])  # E = 24 and 25 patches
+def test_yamnet_chunks_equal_the_whole_clip(embedding_type, seconds, monkeypatch):
+    model, extractor = tiny_model("yamnet", embedding_type=embedding_type)
+    audio = noise(seconds, extractor.sampling_rate, seed=1)
+    spec = chunk_spec(model.config, extractor)
+    plan = chunk_plan(len(audio), spec, 2.0, extractor.sampling_rate)
+    assert len(plan) >= 5 and all(start % 15360 == 0 and (len(audio) - stop) % 15360 == 0 for *_, start, stop in plan)
+    reference = whole(model, extractor, audio, output_hidden_states=True)
+    out = embed_long_clip(model, extractor, audio, chunk_length_s=2.0, output_hidden_states=True)
+    assert out.last_hidden_state.shape == reference.last_hidden_state.shape
+    assert relative(reference.last_hidden_state, out.last_hidden_state) < 1e-5
+    assert relative(reference.pooler_output, out.pooler_output) < 1e-5
+    for a, b in zip(reference.pooled_hidden_states, out.pooled_hidden_states):
+        assert relative(a, b) < 1e-5
+    if embedding_type == "fusion" and seconds == 12.0:
+        monkeypatch.setattr(chunking, "chunk_spec", lambda config, fe: dataclasses.replace(spec, length_period=None))
+        shifted = embed_long_clip(model, extractor, audio, chunk_length_s=2.0).last_hidden_state
+        assert relative(reference.last_hidden_state, shifted) > 1e-3
 
 
 def test_context_below_the_receptive_field_changes_cnn14_frames(monkeypatch):

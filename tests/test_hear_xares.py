@@ -20,7 +20,7 @@ from modeling_fusion.save_folder import save_model_folder
 HEAR_RATES = (16000, 22050, 32000, 44100, 48000)  # hear-validator 2021.0.6 ACCEPTABLE_SAMPLE_RATE
 CASES = {  # backbone (and rate) -> (first timestamp, hop) in ms from the frame arithmetic of chunking.py
     "cnn14-16k": (155.0, 320.0), "cnn14-32k": (155.0, 320.0), "efficientat": (0.0, 320.0),
-    "vggish": (87.5, 160.0), "ast": (87.46875, 100.0),
+    "vggish": (87.5, 160.0), "ast": (87.46875, 100.0), "yamnet": (167.5, 320.0),
 }
 
 
@@ -98,6 +98,12 @@ def cnn14_folder(tmp_path_factory):
     return save_model_folder(model, extractor, tmp_path_factory.mktemp("hear") / "cnn14")
 
 
+@pytest.fixture(scope="module")
+def yamnet_folder(tmp_path_factory):
+    model, extractor = tiny_model("yamnet")
+    return save_model_folder(model, extractor, tmp_path_factory.mktemp("hear") / "yamnet")
+
+
 def test_load_model_from_a_folder_equals_automodel(cnn14_folder):
     model = hear.load_model(str(cnn14_folder))
     audio = torch.rand(3, int(2.74 * 16000)) * 2 - 1
@@ -116,8 +122,15 @@ def test_default_model_missing_says_how_to_build_it(monkeypatch):
         hear.load_model()
 
 
-def test_xares_loads_the_encoder_file_as_xares_does(cnn14_folder, monkeypatch):
-    monkeypatch.setenv("FUSION_XARES_MODEL", str(cnn14_folder))
+# backbone -> (output_dim, frames of 50000 samples): CNN14 1 + 50000 // 160 = 313 frames -> 9 of 32; YAMNet 6
+# patches -> 336 frames -> 11 of 32, of which 10 are centred within the 3.125 s
+XARES_CASES = {"cnn14": (80, 9), "yamnet": (4096, 10)}
+
+
+@pytest.mark.parametrize("backbone", XARES_CASES)
+def test_xares_loads_the_encoder_file_as_xares_does(backbone, request, monkeypatch):
+    monkeypatch.setenv("FUSION_XARES_MODEL", str(request.getfixturevalue(f"{backbone}_folder")))
+    output_dim, num_frames = XARES_CASES[backbone]
     path = "modeling_fusion/xares.py"  # xares.utils.attr_from_py_path: path -> module name, one *Encoder attribute
     sys.modules.pop("modeling_fusion.xares", None)
     module = importlib.import_module(path.replace("/", ".")[:-3])
@@ -126,10 +139,10 @@ def test_xares_loads_the_encoder_file_as_xares_does(cnn14_folder, monkeypatch):
     encoder = getattr(module, names[0])()
     # xares.audio_encoder_checker.check_audio_encoder
     assert type(encoder).__name__.endswith("Encoder") and isinstance(encoder, torch.nn.Module)
-    assert (encoder.sampling_rate, encoder.output_dim, encoder.hop_size_in_ms) == (16000, 80, 320.0)
+    assert (encoder.sampling_rate, encoder.output_dim, encoder.hop_size_in_ms) == (16000, output_dim, 320.0)
     audio = torch.randn(2, 50000)
     encoded = encoder(audio)
     assert isinstance(encoded, torch.Tensor) and encoded.ndim == 3
     assert encoded.shape[0] == 2 and encoded.shape[2] == encoder.output_dim
-    assert encoded.shape[1] == 9  # 1 + 50000 // 160 = 313 frames -> 9 frames of 32
+    assert encoded.shape[1] == num_frames
     torch.testing.assert_close(encoded, hear.get_timestamp_embeddings(audio, encoder.fusion)[0])
