@@ -46,15 +46,22 @@ class HearModel(torch.nn.Module):
 
     sample_rate: the extractor's rate in Hz; scene_embedding_size: width of `pooler_output`;
     timestamp_embedding_size: width of the fused frames; frame_hop_ms: ms between timestamps (exact).
+    chunk_length_s: clips longer than this run in chunks; for encoder fusion with an AST or Whisper encoder at
+    most the encoder's window (10.1 s / 30 s), whose feature extractor would cut a longer clip.
     """
 
     def __init__(self, model, feature_extractor, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
         super().__init__()
         self.model = base_model(model).eval()
         self.feature_extractor = feature_extractor
-        self.chunk_length_s = chunk_length_s
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.spec = chunk_spec(self.model.config, feature_extractor)
+        window = self.spec.window_units
+        if chunk_length_s and window and hasattr(self.model.config, "encoder_config"):
+            # an encoder's own extractor cuts clips to its window (transformers' AST: 1024 frames, Whisper: 30 s):
+            # longer clips run in windows, so that frames cover the whole clip
+            chunk_length_s = min(chunk_length_s, window * self.spec.unit_samples / self.sample_rate)
+        self.chunk_length_s = chunk_length_s
         self.frame_hop_ms = self.spec.frame_hop * 1000.0 / self.sample_rate
         probe = embed_long_clip(self.model, feature_extractor, np.zeros(int(PROBE_SECONDS * self.sample_rate),
                                                                         dtype=np.float32))

@@ -10,11 +10,14 @@ import numpy as np
 import pytest
 import torch
 from chunking_testing import noise, tiny_model
+from encoder_testing import tiny_encoder
 from transformers import AutoFeatureExtractor, AutoModel
 
 from modeling_fusion import hear
 from modeling_fusion.chunking import embed_long_clip
+from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
+from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
 from modeling_fusion.save_folder import save_model_folder
 
 HEAR_RATES = (16000, 22050, 32000, 44100, 48000)  # hear-validator 2021.0.6 ACCEPTABLE_SAMPLE_RATE
@@ -70,6 +73,30 @@ def test_validator_checks(case):
         with torch.no_grad():
             expected = model.model(**inputs).pooler_output[0]
         torch.testing.assert_close(scenes[row], expected, rtol=1e-6, atol=1e-6)  # batch of 4 vs one clip
+
+
+# encoder fusion (transformers encoders) -> (first timestamp, hop) in ms: wav2vec2's tiny conv front end (kernels
+# 10, 4; strides 5, 4: 25-sample field, 20-sample hop), Whisper's 20 ms frames, AST's 100 ms patches
+ENCODER_CASES = {"wav2vec2": (0.75, 1.25), "whisper": (0.0, 20.0), "ast": (87.46875, 100.0)}
+
+
+@pytest.mark.parametrize("family", ENCODER_CASES)
+def test_encoder_fusion_passes_the_validator_checks(family):
+    torch.manual_seed(0)
+    encoder, _, extractor = tiny_encoder(family)
+    config = EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=[1, 2])
+    model = hear.HearModel(EncoderFusionModel(config, encoder=encoder.eval()), extractor)
+    first, hop = ENCODER_CASES[family]
+    assert model.frame_hop_ms == hop
+    # the tiny AST's extractor cuts clips to 128 frames (a 12-patch window, 1.2 s): longer clips run in windows
+    assert model.chunk_length_s == (1.2 if family == "ast" else 30.0)
+    for length in (1.07, 1.98, 4.0):
+        _, timestamps = validate_timestamps(model, num_audio=2, length=length)
+        np.testing.assert_allclose(timestamps[1], first + hop * np.arange(timestamps.shape[1]), rtol=0, atol=1e-9)
+    audio = torch.rand(4, int(2.74 * model.sample_rate)) * 2 - 1
+    scenes = hear.get_scene_embeddings(audio, model)
+    expected = embed_long_clip(model.model, extractor, audio[3], model.chunk_length_s).pooler_output[0]
+    torch.testing.assert_close(scenes[3], expected, rtol=1e-6, atol=1e-6)  # batch of 4 vs one clip
 
 
 def test_long_clips_run_in_chunks_with_regular_timestamps():
