@@ -334,7 +334,7 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
         if output_hidden_states:
             layers = layers or [_RunningPool() for _ in out.pooled_hidden_states]
             run_first = start // spec.unit_samples
-            # the last chunk keeps every layer frame to the clip's end (YAMNet "plain": its log-mel outlasts the patches)
+            # the last chunk keeps every layer frame to the clip's end (YAMNet "plain": the log-mel outlasts patches)
             last = end * spec.frames_per_unit >= total
             rows = slice((first - run_first) * spec.layer_frames_per_unit,
                          None if last else (end - run_first) * spec.layer_frames_per_unit)
