@@ -40,6 +40,9 @@ MAX_CHANNELS = 8  # the axis of a 2-D array whose size is <= this is the channel
 RESAMPLER_QUALITY = "HQ"
 
 
+PCM_SCALE_LIMIT = 256.0  # float audio far beyond [-1, 1] (e.g. 32767) is integer PCM stored as floats
+
+
 def resampler_tag():
     """("soxr", version, quality): the resampler's identity for caches and output metadata."""
     return ("soxr", _soxr().__version__, RESAMPLER_QUALITY)
@@ -142,7 +145,18 @@ def pcm_to_float(samples, name):
     """Samples -> float32; integer PCM scaled by its full scale (int16 / 2**15, uint8 (x - 128) / 128)."""
     kind = samples.dtype.kind
     if kind == "f":
+        peak = float(np.max(np.abs(samples), initial=0.0))  # NaN stays NaN: reported by the finiteness check
+        if peak > PCM_SCALE_LIMIT:
+            raise ValueError(
+                f"{name}: float samples reach {peak:.0f}, which looks like integer PCM "
+                "stored as floats; give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM) or the int16/int32 array."
+            )
         return samples.astype(np.float32, copy=False)
+    if kind == "i" and samples.dtype.itemsize > 4:
+        raise ValueError(
+            f"{name}: samples have dtype {samples.dtype}, which is no PCM format (its full scale, 2**63, would make "
+            "the audio silent); cast to the PCM type the data really is (e.g. x.astype(np.int16)) or to float in [-1, 1]."
+        )
     if kind == "i":
         return (samples / np.float32(2 ** (8 * samples.dtype.itemsize - 1))).astype(np.float32)
     if samples.dtype == np.uint8:

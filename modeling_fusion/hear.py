@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
+from .model_source import check_model_source
 
 DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in hub_configs/
 OPTIONS = ("chunk_length_s",)
@@ -86,6 +87,8 @@ def load_model(model_file_path="", **options):
     if unknown:
         raise ValueError(f"load_model: unknown option(s) {unknown}; supported: {list(OPTIONS)}")
     model_id = str(model_file_path or DEFAULT_MODEL)
+    if model_file_path:
+        check_model_source(model_id)  # a missing folder or unreachable Hub id: one clear line
     try:
         model = AutoModel.from_pretrained(model_id, trust_remote_code=True)
         extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
@@ -127,7 +130,7 @@ def _outputs(clips, model, return_frames):
 def get_timestamp_embeddings(audio, model):
     """audio [n, samples] float in [-1, 1] at `model.sample_rate` (torch, any device; equal lengths).
 
-    Returns (embeddings float32 [n, T, timestamp_embedding_size], timestamps float64 [n, T] in ms at
+    Returns (embeddings float32 [n, T, timestamp_embedding_size], timestamps float32 [n, T] in ms at
     frame centres, regularly spaced by `model.frame_hop_ms`, all within the audio), on `audio`'s device.
     Raises ValueError for audio that is not 2-D or shorter than the model accepts.
     """
@@ -143,7 +146,7 @@ def get_timestamp_embeddings(audio, model):
     # one clip (hear-eval-kit's batch for clips over 108 s) is returned without a copy
     stacked = frames[0][None] if len(frames) == 1 else torch.stack(frames)
     embeddings = stacked[:, :inside].to(device)
-    times = torch.from_numpy(times[:inside]).to(device)
+    times = torch.from_numpy(times[:inside]).float().to(device)  # float32 as HEAR's API says; exact in float64 first
     return embeddings, times.expand(len(clips), -1).contiguous()
 
 

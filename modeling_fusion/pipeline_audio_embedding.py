@@ -35,37 +35,62 @@ class AudioEmbeddingPipeline(Pipeline):
     _load_processor = False
     _load_image_processor = False
 
-    def _sanitize_parameters(self, per_frame=None, per_layer=None, chunk_length_s=None, **kwargs):
+    def _sanitize_parameters(self, per_frame=None, per_layer=None, chunk_length_s=None, sampling_rate=None,
+                             **kwargs):
+        if kwargs:
+            raise ValueError(
+                f"audio-embedding pipeline: unknown argument(s) {sorted(kwargs)}; it takes per_frame, per_layer, "
+                "chunk_length_s and sampling_rate (Hz of a bare array input)."
+            )
         pre, forward, post = {}, {}, {}
         if chunk_length_s is not None:
             pre["chunk_length_s"] = chunk_length_s
+        if sampling_rate is not None:
+            pre["sampling_rate"] = sampling_rate
         if per_frame is not None:
             forward["per_frame"] = post["per_frame"] = per_frame
         if per_layer is not None:
             forward["per_layer"] = post["per_layer"] = per_layer
         return pre, forward, post
 
-    def preprocess(self, inputs, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
+    def preprocess(self, inputs, chunk_length_s=DEFAULT_CHUNK_LENGTH_S, sampling_rate=None):
         rate = self.feature_extractor.sampling_rate
-        wave = load_audio(inputs, rate, name=None if isinstance(inputs, (str, os.PathLike)) else "pipeline input")
+        if sampling_rate is not None and not hasattr(inputs, "shape") and not isinstance(inputs, (list, tuple)):
+            raise ValueError(
+                "audio-embedding pipeline: sampling_rate= is the rate of a bare array input; a file, bytes, dict "
+                "or decoder carries its own rate."
+            )
+        name = None if isinstance(inputs, (str, os.PathLike)) else "pipeline input"
+        wave = load_audio(inputs, rate, source_rate=sampling_rate, name=name)
         if chunk_length_s and len(wave) > chunk_length_s * rate:
             return {"long_audio": wave, "chunk_length_s": chunk_length_s}
         return self.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")
 
     def _forward(self, model_inputs, per_layer=False, per_frame=False):
         if "long_audio" in model_inputs:
-            return embed_long_clip(self.model, self.feature_extractor, model_inputs["long_audio"],
-                                   model_inputs["chunk_length_s"], output_hidden_states=per_layer,
-                                   return_frames=per_frame)
-        return self.model(**model_inputs, output_hidden_states=per_layer)
+            out = embed_long_clip(self.model, self.feature_extractor, model_inputs["long_audio"],
+                                  model_inputs["chunk_length_s"], output_hidden_states=per_layer,
+                                  return_frames=per_frame)
+        else:
+            out = self.model(**model_inputs, output_hidden_states=per_layer)
+        # one tensor per key, batch first: batched pipelines split each key per item (a tuple of per-layer
+        # tensors would be split along the layers instead)
+        result = {"pooler_output": out.pooler_output}
+        if per_frame:
+            result["last_hidden_state"] = out.last_hidden_state
+            if out.frame_mask is not None:
+                result["frame_mask"] = out.frame_mask
+        if per_layer:
+            result.update({f"layer_{index}": pooled for index, pooled in enumerate(out.pooled_hidden_states)})
+        return result
 
     def postprocess(self, out, per_frame=False, per_layer=False):
-        # batched pipelines rebuild the output per item, without its None fields
-        mask = None if out.get("frame_mask") is None else out["frame_mask"][:1]
         result = {"embedding": out["pooler_output"][0].float().cpu().numpy()}
         if per_frame:
             frames = out["last_hidden_state"][0]
+            mask = out.get("frame_mask")
             result["frames"] = (frames if mask is None else frames[mask[0]]).float().cpu().numpy()
         if per_layer:
-            result["layers"] = [layer[0].float().cpu().numpy() for layer in out["pooled_hidden_states"]]
+            count = sum(key.startswith("layer_") for key in out)
+            result["layers"] = [out[f"layer_{index}"][0].float().cpu().numpy() for index in range(count)]
         return result

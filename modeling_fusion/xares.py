@@ -15,7 +15,8 @@ import os
 
 import torch
 
-from .hear import DEFAULT_MODEL, get_timestamp_embeddings, load_model
+# absolute import: X-ARES may load this file by its path, outside the package
+from modeling_fusion.hear import DEFAULT_MODEL, get_timestamp_embeddings, load_model
 
 MODEL_VARIABLE = "FUSION_XARES_MODEL"
 

@@ -4,12 +4,14 @@ hear-validator (v2021.0.6, `hearvalidator/validate.py`) and X-ARES (`xares.utils
 torchaudio), so their checks are replayed."""
 
 import importlib
+import importlib.util
 import sys
 
 import numpy as np
 import pytest
 import torch
 from chunking_testing import noise, tiny_model
+from conftest import REPO
 from encoder_testing import tiny_encoder
 from transformers import AutoFeatureExtractor, AutoModel
 
@@ -173,3 +175,24 @@ def test_xares_loads_the_encoder_file_as_xares_does(backbone, request, monkeypat
     assert encoded.shape[0] == 2 and encoded.shape[2] == encoder.output_dim
     assert encoded.shape[1] == num_frames
     torch.testing.assert_close(encoded, hear.get_timestamp_embeddings(audio, encoder.fusion)[0])
+
+
+def test_xares_file_also_loads_by_its_path_outside_the_package(cnn14_folder, monkeypatch, tmp_path):
+    """Loaders that import the encoder file by path (spec_from_file_location) get the same encoder."""
+    monkeypatch.setenv("FUSION_XARES_MODEL", str(cnn14_folder))
+    copy = tmp_path / "my_xares_encoder.py"
+    copy.write_text((REPO / "modeling_fusion" / "xares.py").read_text())
+    spec = importlib.util.spec_from_file_location("my_xares_encoder", copy)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    encoder = module.FusionEncoder()
+    audio = torch.randn(1, 32000)
+    torch.testing.assert_close(encoder(audio), hear.get_timestamp_embeddings(audio, encoder.fusion)[0])
+
+
+def test_hear_timestamps_are_float32_and_a_missing_folder_is_named(tmp_path):
+    model = hear_model("efficientat")
+    _, timestamps = hear.get_timestamp_embeddings(torch.rand(2, 32000) * 2 - 1, model)
+    assert timestamps.dtype == torch.float32
+    with pytest.raises(ValueError, match="does not exist"):
+        hear.load_model(str(tmp_path / "nope"))

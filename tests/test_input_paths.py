@@ -233,11 +233,14 @@ BAD_INPUTS = [
     ({"sampling_rate": 16000}, 'needs "array" \\(or "raw"\\) and "sampling_rate"'),
     (b"not audio at all" * 40, "cannot decode audio file"),
     ("no/such/clip.wav", "cannot decode audio file no/such/clip.wav: no such file"),
+    (np.zeros(16000, np.int64), "dtype int64, which is no PCM format"),
+    (np.full(16000, 32767.0, np.float32), "looks like integer PCM stored as floats"),
 ]
 
 
 @pytest.mark.parametrize("audio, message", BAD_INPUTS, ids=[
-    "square", "tiny-square", "3-d", "uint16", "empty", "nan", "dict-no-rate", "dict-no-array", "bytes", "missing"])
+    "square", "tiny-square", "3-d", "uint16", "empty", "nan", "dict-no-rate", "dict-no-array", "bytes", "missing",
+    "int64", "float-at-int16-scale"])
 def test_bad_input_is_a_clear_error_in_the_pipeline(audio, message, backbones):
     model, extractor = backbones["cnn14"]
     with pytest.raises(ValueError, match=message):
@@ -413,3 +416,31 @@ def test_load_audio_does_not_change_the_callers_dict():
     load_audio(audio, 16000)
     assert set(audio) == {"array", "sampling_rate"} and audio["array"].shape == (16000, 2)
     assert json.dumps(audio["sampling_rate"]) == "32000"
+
+
+def test_pipeline_sampling_rate_argument_resamples_a_bare_array_and_unknown_arguments_fail(backbones):
+    """A newcomer's finding: sampling_rate= and misspelt arguments were silently ignored."""
+    model, extractor = backbones["cnn14"]
+    pipe = AudioEmbeddingPipeline(model=model, feature_extractor=extractor)
+    wave = (0.1 * np.random.default_rng(2).standard_normal(44100)).astype(np.float32)
+    got = pipe(wave, sampling_rate=44100)["embedding"]
+    expected = pipe({"array": wave, "sampling_rate": 44100})["embedding"]
+    np.testing.assert_array_equal(got, expected)
+    assert relative(got, pipe(wave)["embedding"]) > 1e-2  # the rate was not ignored
+    with pytest.raises(ValueError, match="unknown argument.*per_layers"):
+        pipe(wave, per_layers=True)
+
+
+def test_batched_pipeline_keeps_every_layer(backbones):
+    """A newcomer's finding: batch_size > 1 with per_layer=True returned only layer 0."""
+    model, extractor = backbones["cnn14"]
+    pipe = AudioEmbeddingPipeline(model=model, feature_extractor=extractor)
+    rng = np.random.default_rng(3)
+    clips = [(0.1 * rng.standard_normal(n)).astype(np.float32) for n in (16000, 24000, 16000)]
+    batched = pipe(clips, batch_size=2, per_layer=True, per_frame=True)
+    for clip, item in zip(clips, batched):
+        single = pipe(clip, per_layer=True, per_frame=True)
+        assert len(item["layers"]) == len(single["layers"]) == 7  # CNN14: the input and its six ConvBlocks
+        for got, expected in zip(item["layers"], single["layers"]):
+            assert relative(got, expected) <= TOLERANCE
+        assert item["frames"].shape == single["frames"].shape
