@@ -145,8 +145,8 @@ def pcm_to_float(samples, name):
     """Samples -> float32; integer PCM scaled by its full scale (int16 / 2**15, uint8 (x - 128) / 128)."""
     kind = samples.dtype.kind
     if kind == "f":
-        peak = float(np.max(np.abs(samples), initial=0.0))  # NaN stays NaN: reported by the finiteness check
-        if peak > PCM_SCALE_LIMIT:
+        peak = float(np.max(np.abs(samples), initial=0.0))  # NaN/Inf are reported by the finiteness check
+        if PCM_SCALE_LIMIT < peak < np.inf:
             raise ValueError(
                 f"{name}: float samples reach {peak:.0f}, which looks like integer PCM "
                 "stored as floats; give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM) or the int16/int32 array."
