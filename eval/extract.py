@@ -22,10 +22,12 @@ MAX_WORKERS = 8
 
 def default_num_workers():
     """DataLoader workers per process when none are asked for: min(8, CPU cores per local process - 1),
-    so 0 (decoding in the main process) with a single core. Processes on this machine: $LOCAL_WORLD_SIZE."""
+    and 0 (decoding in the main process) with 2 cores or fewer, where a worker only competes with the
+    model's own threads (2-core CPU, 384 x 1 s clips: EfficientAT harness/bare 0.57 with 1 worker vs 0.75
+    with none, VGGish 0.83 vs 0.99; benchmarks/results/extract_cpu.md). Processes here: $LOCAL_WORLD_SIZE."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(0, min(MAX_WORKERS, per_process - 1))
+    return 0 if per_process <= 2 else min(MAX_WORKERS, per_process - 1)
 
 
 def compute_features(extractor, waves, samples, device):

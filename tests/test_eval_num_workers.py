@@ -30,7 +30,7 @@ def test_workers_store_identical_embeddings(tmp_path):
         assert np.abs(caches[0].load(key)).max() > 0, key
 
 
-@pytest.mark.parametrize("cores, local_processes, expected", [(1, 1, 0), (2, 1, 1), (16, 1, 8), (16, 2, 7), (4, 4, 0)])
+@pytest.mark.parametrize("cores, local_processes, expected", [(1, 1, 0), (2, 1, 0), (3, 1, 2), (16, 1, 8), (16, 2, 7), (4, 4, 0)])
 def test_default_num_workers(monkeypatch, cores, local_processes, expected):
     monkeypatch.setattr(extract_module.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_processes))
