@@ -5,9 +5,8 @@ import numpy as np
 import torch
 from transformers import SequenceFeatureExtractor
 
-from .audio_input import mono_clips, pad_frames
-from .spectral import batch_waves, check_device, filterbank, frame_mask, on_device, pad_past_end, reflect_pad, \
-    to_batch_feature
+from .audio_input import mono_clips
+from .spectral import batch_waves, filterbank, frame_mask, log_mel_features, on_device, pad_past_end, reflect_pad
 
 PREEMPHASIS = 0.97
 LOG_OFFSET = 1e-5
@@ -116,11 +115,4 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
                            getattr(self, "fixed_clip_seconds", None))
-        if device is None:
-            values, mask = pad_frames([self.log_mel(clip) for clip in clips], self.padding_value)
-        else:
-            values, mask = self.torch_log_mel(clips, check_device(device, computation_dtype), computation_dtype)
-        features = {"input_values": values}
-        if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
-            features["attention_mask"] = mask
-        return to_batch_feature(features, return_tensors)
+        return log_mel_features(self, clips, device, computation_dtype, return_attention_mask, return_tensors)

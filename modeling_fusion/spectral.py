@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from transformers import BatchFeature
 
+from .audio_input import pad_frames
+
 _DEVICE_COPIES = {}  # (bytes, shape, device, dtype) -> tensor: a few windows and filter banks per process
 CPU_BLOCK_FRAMES = 1024  # frames per FFT block on the CPU
 
@@ -92,6 +94,20 @@ def to_batch_feature(features, return_tensors):
     if return_tensors != "pt":
         features = {name: value.cpu().numpy() if torch.is_tensor(value) else value for name, value in features.items()}
     return BatchFeature(features, tensor_type=return_tensors)
+
+
+def log_mel_features(extractor, clips, device, computation_dtype, return_attention_mask, return_tensors):
+    """Mono float clips -> BatchFeature {"input_values" [B, T, mel], "attention_mask" [B, T]} for a frame-major
+    extractor: each clip by `extractor.log_mel` in numpy (device None, the reference), else the whole batch by
+    `extractor.torch_log_mel` on `device` in `computation_dtype`."""
+    if device is None:
+        values, mask = pad_frames([extractor.log_mel(clip) for clip in clips], extractor.padding_value)
+    else:
+        values, mask = extractor.torch_log_mel(clips, check_device(device, computation_dtype), computation_dtype)
+    features = {"input_values": values}
+    if extractor.return_attention_mask if return_attention_mask is None else return_attention_mask:
+        features["attention_mask"] = mask
+    return to_batch_feature(features, return_tensors)
 
 
 def check_device(device, computation_dtype):
