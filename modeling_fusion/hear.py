@@ -105,6 +105,8 @@ def _clips(audio, name):
         audio = torch.as_tensor(np.asarray(audio))
     if audio.ndim != 2:
         raise ValueError(f"{name}: audio must be [n_sounds, n_samples], got shape {tuple(audio.shape)}")
+    if audio.shape[0] == 0:
+        raise ValueError(f"{name}: got no sounds (shape {tuple(audio.shape)}); give at least one.")
     return audio.detach().float().cpu().numpy()
 
 
@@ -134,12 +136,7 @@ def get_timestamp_embeddings(audio, model):
     frame centres, regularly spaced by `model.frame_hop_ms`, all within the audio), on `audio`'s device.
     Raises ValueError for audio that is not 2-D or shorter than the model accepts.
     """
-    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
-    clips = _clips(audio, "get_timestamp_embeddings")
-    frames = [None] * len(clips)
-    for rows, out in _outputs(clips, model, return_frames=True):
-        for index, row in enumerate(rows):
-            frames[row] = out.last_hidden_state[index].float()
+    device, clips, frames = _per_clip(audio, model, "get_timestamp_embeddings", "last_hidden_state")
     times = model.timestamps_ms(frames[0].shape[0])
     # VGGish zero-pads a clip under one 0.975 s example: frames centred past the end are dropped
     inside = int(np.searchsorted(times, clips.shape[1] * 1000.0 / model.sample_rate, side="right"))
@@ -153,10 +150,16 @@ def get_timestamp_embeddings(audio, model):
 def get_scene_embeddings(audio, model):
     """audio [n, samples] as for `get_timestamp_embeddings` -> float32 [n, scene_embedding_size] on
     `audio`'s device: the model's `pooler_output` for each clip."""
-    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
-    clips = _clips(audio, "get_scene_embeddings")
-    scenes = [None] * len(clips)
-    for rows, out in _outputs(clips, model, return_frames=False):
-        for index, row in enumerate(rows):
-            scenes[row] = out.pooler_output[index].float()
+    device, _, scenes = _per_clip(audio, model, "get_scene_embeddings", "pooler_output")
     return torch.stack(scenes).to(device)
+
+
+def _per_clip(audio, model, name, field):
+    """(device of `audio`, clips [n, N] numpy, each clip's float32 `field` of the model's output)."""
+    device = audio.device if isinstance(audio, torch.Tensor) else torch.device("cpu")
+    clips = _clips(audio, name)
+    values = [None] * len(clips)
+    for rows, out in _outputs(clips, model, return_frames=field == "last_hidden_state"):
+        for index, row in enumerate(rows):
+            values[row] = getattr(out, field)[index].float()
+    return device, clips, values

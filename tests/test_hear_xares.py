@@ -196,3 +196,5 @@ def test_hear_timestamps_are_float32_and_a_missing_folder_is_named(tmp_path):
     assert timestamps.dtype == torch.float32
     with pytest.raises(ValueError, match="does not exist"):
         hear.load_model(str(tmp_path / "nope"))
+    with pytest.raises(ValueError, match="got no sounds"):
+        hear.get_scene_embeddings(torch.zeros(0, 32000), model)
