@@ -18,13 +18,13 @@ from fusion_eval.report import markdown_table, plot_layers
 REPORT = Path(__file__).resolve().parents[1] / "eval" / "reports" / "efficientat_mn04"
 
 
-def merged_results(sweeps, chosen):
+def merged_results(sweeps, chosen, model_title="EfficientAT"):
     """One results dict over every task, with the chosen fusion added as a representation."""
     results = json.loads(Path(sweeps[0]).read_text())
     for path in sweeps[1:]:
         results["tasks"].update(json.loads(Path(path).read_text())["tasks"])
     key = "fusion_" + "_".join(map(str, chosen["layers"]))
-    title = "EfficientAT-Fusion#" + "#".join(map(str, chosen["layers"])) + " (chosen on validation)"
+    title = f"{model_title}-Fusion#" + "#".join(map(str, chosen["layers"])) + " (chosen on validation)"
     for name, task in results["tasks"].items():
         stats = chosen["tasks"][name]
         reps = task["representations"]

@@ -15,6 +15,8 @@ import soundfile as sf
 import torch
 
 from fusion_eval.report import markdown_table, plot_layers
+
+from efficientat_report import merged_results  # scripts/ is on sys.path
 from modeling_fusion import YAMNetFeatureExtractor, YAMNetFusionModel
 
 REPORT = Path(__file__).resolve().parents[1] / "eval" / "reports" / "yamnet"
@@ -48,24 +50,6 @@ def patch_vs_clip(model_dir, data_dir):
     return {layer: float(np.mean(values)) for layer, values in table.items()}
 
 
-def merged_results(sweeps, chosen):
-    """One results dict over every task, with the chosen fusion added as a representation."""
-    results = json.loads(Path(sweeps[0]).read_text())
-    for path in sweeps[1:]:
-        results["tasks"].update(json.loads(Path(path).read_text())["tasks"])
-    key = "fusion_" + "_".join(map(str, chosen["layers"]))
-    title = "YAMNet-Fusion#" + "#".join(map(str, chosen["layers"])) + " (chosen on validation)"
-    for name, task in results["tasks"].items():
-        stats = chosen["tasks"][name]
-        reps = task["representations"]
-        for rep in reps.values():
-            rep["title"] = rep["title"].replace("yamnet", "YAMNet")
-        reps[key] = {"title": title, "kind": "fusion", "layers": chosen["layers"], "mean": stats["test_mean"],
-                     "std": stats["test_std"]}
-        reps["plain"] = reps.pop("plain")  # keep the plain embedding last
-    return results, key
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("--model", required=True)
@@ -75,7 +59,10 @@ def main():
     args = parser.parse_args()
     study = json.loads(Path(args.candidates).read_text())
     chosen = study["candidates"][0]
-    results, key = merged_results(args.sweep, chosen)
+    results, key = merged_results(args.sweep, chosen, "YAMNet")
+    for task in results["tasks"].values():
+        for rep in task["representations"].values():
+            rep["title"] = rep["title"].replace("yamnet", "YAMNet")
     REPORT.parent.mkdir(parents=True, exist_ok=True)
     plot_layers(results, REPORT.with_suffix(".png"))
     lines = []
