@@ -104,7 +104,8 @@ def table_for(backbone, clips, seconds, workdir, rate):
 
 
 def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cache_dir, rows=None):
-    """fusion-eval's extraction of `clips` rows into `cache_dir`; returns (embedder, cache, seconds taken)."""
+    """fusion-eval's extraction of `clips` rows into `cache_dir`; returns (embedder, cache, seconds taken, table,
+    samples per clip)."""
     from fusion_eval.cache import ViewCache
     from fusion_eval.extract import default_num_workers, extract
     from fusion_eval.representations import Embedder
@@ -117,7 +118,20 @@ def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cach
     started = time.perf_counter()
     extract(accelerator, embedder, table, cache, "start", unit, 42, batch_size=batch_size,
             num_workers=default_num_workers(), desc=f"{backbone} extract")
-    return embedder, cache, time.perf_counter() - started
+    return embedder, cache, time.perf_counter() - started, table, unit
+
+
+def decode_alone(table, count, unit, batch_size, pin_memory):
+    """clips/s of fusion-eval's DataLoader alone (workers decode, resample and fix lengths; collate; pin)."""
+    from fusion_eval.audio import ClipCollator, ClipDataset
+    from fusion_eval.extract import default_num_workers
+
+    loader = torch.utils.data.DataLoader(ClipDataset(table, np.arange(count), "start", unit, 42), batch_size=batch_size,
+                                         num_workers=default_num_workers(), collate_fn=ClipCollator(),
+                                         pin_memory=pin_memory)
+    started = time.perf_counter()
+    clips = sum(len(batch["rows"]) for batch in loader)
+    return clips / (time.perf_counter() - started)
 
 
 def model_alone(embedder, device, precision, unit, batch_size, batches):
@@ -153,6 +167,8 @@ def main():
     args = parser.parse_args()
     from accelerate import Accelerator
 
+    from fusion_eval.extract import default_num_workers
+
     if args.step == "parity":
         lines, failures = parity(args.device)
         Path(args.output).write_text("\n".join(lines) + "\n")
@@ -161,7 +177,7 @@ def main():
     elif args.step == "extract":  # run under `accelerate launch`; the main process writes the arrays
         accelerator = Accelerator(cpu=args.device == "cpu")
         backbone = args.backbones[0]
-        embedder, cache, _ = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size,
+        embedder, cache, *_ = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size,
                                          args.workdir, Path(args.workdir) / f"cache-{accelerator.num_processes}p")
         if accelerator.is_main_process:
             np.savez(args.output, **{rep.key: cache.load(rep.key) for rep in embedder.representations})
@@ -173,16 +189,16 @@ def main():
             work = Path(args.workdir)
             run_extract(accelerator, backbone, args.batch_size, args.seconds, args.batch_size, work,  # warm-up
                         work / f"warm-{backbone}-{args.precision}-{time.time_ns()}")
-            embedder, cache, taken = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size,
+            embedder, cache, taken, table, unit = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size,
                                                  work, work / f"cache-{backbone}-{args.precision}-{time.time_ns()}")
             clips = len(cache.rows)
             end_to_end = clips / taken
-            unit = embedder.sampling_rate * (1 if backbone == "efficientat" else args.seconds)
-            alone = model_alone(embedder, accelerator.device, args.precision, int(unit), args.batch_size,
+            alone = model_alone(embedder, accelerator.device, args.precision, unit, args.batch_size,
                                 max(1, clips // args.batch_size))
+            decoding = decode_alone(table, clips, unit, args.batch_size, accelerator.device.type == "cuda")
             clip_s = "SPCV2 1 s" if backbone == "efficientat" else f"noise {args.seconds:g} s"
             lines.append(f"| {backbone} | {clip_s} | {args.precision} | {clips} | {alone:.1f} | {end_to_end:.1f} | "
-                         f"{end_to_end / alone:.2f} |")
+                         f"{end_to_end / alone:.2f} | {decoding:.1f} ({default_num_workers()}) |")
             print(lines[-1], flush=True)
         with open(args.output, "a") as out:
             out.write("\n".join(lines) + "\n")

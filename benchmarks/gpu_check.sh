@@ -83,15 +83,17 @@ if [ "$DEVICE" != cpu ] && [ "$GPUS" -ge 2 ]; then
   two_process=(python -m accelerate.commands.launch --multi_gpu --num_processes 2 --num_machines 1 --mixed_precision no --dynamo_backend no)
   where="2 GPUs"
   one_device=$DEVICE
+  cpu_only=()
 else  # one GPU cannot host two NCCL ranks: both runs on the CPU (gloo), the multi-process code path is the same
   two_process=(python -m torch.distributed.run --standalone --nproc-per-node 2)
   where="CPU (fewer than 2 GPUs)"
   one_device=cpu
+  cpu_only=(env CUDA_VISIBLE_DEVICES=)  # else Accelerate's CPU barrier still names GPU ordinals, which rank 1 lacks
 fi
 one_vs_two() {  # one thread per process in both runs, so only the process count differs
-  OMP_NUM_THREADS=1 python -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
+  OMP_NUM_THREADS=1 "${cpu_only[@]}" python -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision no --dynamo_backend no \
     benchmarks/gpu_check.py "${extract_args[@]}" --device "$one_device" --output "$WORK/one.npz" &&
-  OMP_NUM_THREADS=1 "${two_process[@]}" benchmarks/gpu_check.py "${extract_args[@]}" --device "$one_device" --output "$WORK/two.npz" &&
+  OMP_NUM_THREADS=1 "${cpu_only[@]}" "${two_process[@]}" benchmarks/gpu_check.py "${extract_args[@]}" --device "$one_device" --output "$WORK/two.npz" &&
   python - "$WORK/one.npz" "$WORK/two.npz" "$where" >> "$OUT" <<'EOF'
 import sys
 import numpy as np
@@ -112,8 +114,8 @@ echo "== 4. clips/s, model alone vs end to end"
 {
   echo "## Throughput (batch $BATCH)"
   echo
-  echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio |"
-  echo "|---|---|---|---|---|---|---|"
+  echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio | DataLoader alone clips/s (workers) |"
+  echo "|---|---|---|---|---|---|---|---|"
 } >> "$OUT"
 for precision in fp32 bf16; do
   for backbone in cnn14 ast efficientat; do

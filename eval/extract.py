@@ -17,26 +17,39 @@ from tqdm.auto import tqdm
 
 from .audio import ClipCollator, ClipDataset
 
-MAX_WORKERS = 8
+MAX_CPU_WORKERS = 8
 
 
-def default_num_workers():
-    """DataLoader workers per process when none are asked for: min(8, CPU cores per local process - 1),
-    and 0 (decoding in the main process) with 2 cores or fewer, where a worker only competes with the
-    model's own threads (2-core CPU, 384 x 1 s clips: EfficientAT harness/bare 0.57 with 1 worker vs 0.75
-    with none, VGGish 0.83 vs 0.99; benchmarks/results/extract_cpu.md). Processes here: $LOCAL_WORLD_SIZE."""
+def default_num_workers(on_gpu=None):
+    """DataLoader workers per process when none are asked for, from the CPU cores per local process
+    ($LOCAL_WORLD_SIZE processes share them). On a GPU (default: when torch sees one) all of them but the main
+    process's: decoding and resampling bound the GPU's throughput (H200, 16 cores, 8 workers: CNN14 on 10 s clips
+    ran at 0.15-0.2 of the model alone; benchmarks/results/gpu_check_cuda.md). On the CPU min(8, cores - 1),
+    and 0 (decoding in the main process) with 2 cores or fewer, where a worker only competes with the model's
+    own threads (2-core CPU, 384 x 1 s clips: EfficientAT harness/bare 0.57 with 1 worker vs 0.75 with none,
+    VGGish 0.83 vs 0.99; benchmarks/results/extract_cpu.md)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return 0 if per_process <= 2 else min(MAX_WORKERS, per_process - 1)
+    if per_process <= 2:
+        return 0
+    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
+    return per_process - 1 if on_gpu else min(MAX_CPU_WORKERS, per_process - 1)
 
 
 def compute_features(extractor, waves, samples, device):
-    """Right-padded waves [B, N] and their own lengths `samples` [B] (CPU tensors) -> the extractor's tensors
-    on `device`. Extractors that take `device=` (this package's, transformers' Whisper) compute there;
-    others compute on the CPU and the tensors are moved."""
-    clips = [wave[:count] for wave, count in zip(waves.numpy(), samples.tolist())]
-    takes_device = "device" in inspect.signature(extractor.__call__).parameters
-    options = {"device": device} if takes_device else {}
+    """Right-padded waves [B, N] and their own lengths `samples` [B] (CPU tensors, pinned on a GPU) -> the
+    extractor's tensors on `device`. This package's extractors get the batch as one tensor copied to `device`
+    (no per-clip host work: each clip is a view of it) and compute there; others (transformers' take numpy)
+    compute on the CPU and the tensors are moved."""
+    if getattr(extractor, "takes_tensor_batches", False):
+        on_device = waves.to(device, non_blocking=True)
+        counts = samples.tolist()
+        clips = on_device if min(counts) == on_device.shape[1] else [w[:n] for w, n in zip(on_device, counts)]
+        options = {"device": device}
+    else:
+        clips = [wave[:count] for wave, count in zip(waves.numpy(), samples.tolist())]
+        takes_device = "device" in inspect.signature(extractor.__call__).parameters
+        options = {"device": device} if takes_device else {}
     features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt", **options)
     return {name: value.to(device, non_blocking=True) for name, value in features.items()}
 

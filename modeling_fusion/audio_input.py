@@ -206,7 +206,7 @@ def _from_dict(audio, name):
     )
 
 
-def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed_seconds=None):
+def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed_seconds=None, keep_tensors=False):
     """Validate `raw_audio` (one clip or a batch) -> list of 1-D float32 arrays.
 
     A 2-D array is a batch of equal-length mono clips [B, N]; [N, C] with C <= 8 is rejected as
@@ -216,6 +216,9 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
     fixed_seconds: when set (the `fixed_clip_seconds` that `fusion-eval --export-classifier` writes
     into an exported probe's preprocessor_config.json), every clip is fixed to that length by
     `fix_length`: its first `fixed_seconds` s, zero-padded at the end, as the probe saw its test clips.
+    keep_tensors: floating-point torch input (a [N] or [B, N] tensor, or a list of [N_i] tensors) on any
+    device is validated there and returned as a list of 1-D tensor views, not copied to numpy (the extractors'
+    `device=` paths: a batch already on the GPU stays there).
     """
     if sampling_rate is None:
         logger.warning(
@@ -228,6 +231,8 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
             f"target_sr={expected_rate}), or load_audio(audio, {expected_rate}, source_rate={sampling_rate}) from "
             "this model's audio_input module."
         )
+    if keep_tensors and _is_float_tensors(raw_audio):
+        return _tensor_clips(raw_audio, expected_rate, min_samples, name, fixed_seconds)
     if hasattr(raw_audio, "detach"):
         raw_audio = _numpy(raw_audio)
     if isinstance(raw_audio, np.ndarray):
@@ -250,6 +255,63 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
         clips = [fix_length(pcm_to_float(clip, name), unit) if clip.ndim == 1 else clip
                  for clip in map(_numpy, clips)]
     return [check_clip(clip, expected_rate, min_samples, f"{name}: clip {index}") for index, clip in enumerate(clips)]
+
+
+def _is_float_tensors(raw_audio):
+    """A floating-point torch tensor, or a non-empty list/tuple of them."""
+    items = raw_audio if isinstance(raw_audio, (list, tuple)) and len(raw_audio) else [raw_audio]
+    return all(hasattr(item, "detach") and item.is_floating_point() for item in items)
+
+
+def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
+    """`mono_clips` for float tensors: the same checks and messages as `check_clip`, computed where the
+    tensors are (one host sync per tensor) -> list of 1-D tensor views."""
+    if isinstance(raw_audio, (list, tuple)):
+        clips = list(raw_audio)
+    elif raw_audio.ndim == 2 and raw_audio.shape[1] <= MAX_CHANNELS < raw_audio.shape[0]:
+        raise ValueError(
+            f"{name}: got a tensor of shape {tuple(raw_audio.shape)}, which looks like {raw_audio.shape[1]}-channel "
+            "audio [samples, channels]. Give mono audio: downmix with x.mean(dim=1) or load_audio(x, rate)."
+        )
+    elif raw_audio.ndim > 2:
+        raise ValueError(f"{name}: expected a 1-D clip or a 2-D batch [B, N], got shape {tuple(raw_audio.shape)}.")
+    else:
+        clips = list(raw_audio) if raw_audio.ndim == 2 else [raw_audio]
+    if not clips:
+        raise ValueError(f"{name}: got an empty batch; give at least one clip.")
+    if fixed_seconds:
+        unit = int(round(fixed_seconds * rate))
+        fixed = [clip.new_zeros(unit) if clip.ndim == 1 else clip for clip in clips]
+        for clip, out in zip(clips, fixed):
+            if clip.ndim == 1:
+                out[: min(unit, len(clip))] = clip[:unit]
+        clips = fixed
+    for index, clip in enumerate(clips):
+        where = f"{name}: clip {index}"
+        if clip.ndim != 1:
+            raise ValueError(
+                f"{where} has shape {tuple(clip.shape)}; give mono 1-D audio (downmix stereo by averaging the channels)."
+            )
+        if len(clip) == 0:
+            raise ValueError(f"{where} is empty (0 samples).")
+        if len(clip) < min_samples:
+            raise ValueError(
+                f"{where} has {len(clip)} samples ({len(clip) / rate:.3f} s); this model needs at least {min_samples} "
+                f"samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at the end."
+            )
+    if not isinstance(raw_audio, (list, tuple)) and raw_audio.ndim == 2 and not fixed_seconds:  # whole batch at once
+        stats = zip(raw_audio.nan_to_num(0.0, 0.0, 0.0).abs().amax(dim=1).tolist(), raw_audio.isfinite().all(dim=1).tolist())
+    else:
+        stats = [(clip.nan_to_num(0.0, 0.0, 0.0).abs().amax().item(), clip.isfinite().all().item()) for clip in clips]
+    for index, (peak, finite) in enumerate(stats):
+        if peak > PCM_SCALE_LIMIT:
+            raise ValueError(
+                f"{name}: clip {index}: float samples reach {peak:.0f}, which looks like integer PCM stored as floats; "
+                "give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM)."
+            )
+        if not finite:
+            raise ValueError(f"{name}: clip {index} contains NaN or Inf samples; clean or drop it.")
+    return clips
 
 
 def check_clip(clip, rate, min_samples, where):

@@ -33,6 +33,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
 
     def __init__(self, pad_to_max_length=False, return_attention_mask=True, **kwargs):
         with warnings.catch_warnings():
@@ -58,9 +59,9 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         frames = 1 + (len(clip) - FRAME_LENGTH) // FRAME_SHIFT
         return self._extract_fbank_features(clip, max_length=frames)
 
-    def _clips(self, raw_audio, sampling_rate):
+    def _clips(self, raw_audio, sampling_rate, keep_tensors=False):
         return mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                          getattr(self, "fixed_clip_seconds", None))
+                          getattr(self, "fixed_clip_seconds", None), keep_tensors)
 
     def torch_log_fbank(self, clips, device, dtype=torch.float32):
         """List of [N_i] float32 clips -> (log-mel fbank [B, T, num_mel_bins] float32 on `device`, not normalised,
@@ -100,7 +101,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         when torchaudio is not installed): float32 within 1e-3 log units in mel bins within 60 dB of their frame's
         loudest bin, 1e-2 below (float32 FFT round-off); float64 within 1e-6 (tests/test_frontends_torch.py).
         """
-        clips = self._clips(raw_audio, sampling_rate)
+        clips = self._clips(raw_audio, sampling_rate, keep_tensors=device is not None)
         if device is not None:
             values, mask = self._torch_features(clips, check_device(device, computation_dtype), computation_dtype)
             features = {"input_values": values}

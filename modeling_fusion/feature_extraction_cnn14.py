@@ -47,6 +47,7 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
 
     def __init__(
         self,
@@ -117,5 +118,5 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
         round-off; PANNs' own torch front end is float32); float64 by <= 1e-6 dB (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None))
+                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
         return log_mel_features(self, clips, device, computation_dtype, return_attention_mask, return_tensors)

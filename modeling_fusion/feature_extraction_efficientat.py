@@ -43,6 +43,7 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
 
     def __init__(
         self,
@@ -114,5 +115,5 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
         <= 1e-4 in normalised log units (= 5e-4 in ln); float64 by <= 1e-6 (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None))
+                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
         return log_mel_features(self, clips, device, computation_dtype, return_attention_mask, return_tensors)

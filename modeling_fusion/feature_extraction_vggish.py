@@ -48,6 +48,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
+    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
 
     def __init__(
         self,
@@ -173,7 +174,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         round-off in near-empty bands), float64 by <= 1e-6 (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, 1, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None))
+                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
         if device is None:
             values, mask = self.examples(clips)
         else:

@@ -27,9 +27,17 @@ def on_device(array, device, dtype):
 
 
 def batch_waves(clips, device, dtype):
-    """List of 1-D float32 numpy clips -> (waves [B, N_max] on `device` in `dtype`, zero right-padded;
-    lengths [B] int64 on `device`, samples)."""
+    """List of 1-D float32 numpy clips, or of 1-D float torch tensors on any device (`mono_clips(...,
+    keep_tensors=True)`) -> (waves [B, N_max] on `device` in `dtype`, zero right-padded; lengths [B] int64 on
+    `device`, samples)."""
     lengths = [len(clip) for clip in clips]
+    if hasattr(clips[0], "detach"):
+        if len(set(lengths)) == 1:
+            return torch.stack(clips).to(device=device, dtype=dtype), torch.tensor(lengths, device=device)
+        waves = torch.zeros(len(clips), max(lengths), device=device, dtype=dtype)
+        for row, clip in enumerate(clips):
+            waves[row, : len(clip)] = clip
+        return waves, torch.tensor(lengths, device=device)
     if len(set(lengths)) == 1:
         host = np.stack(clips)
     else:

@@ -153,6 +153,37 @@ def test_pt_tensors_stay_on_the_device(name):
 
 
 @pytest.mark.parametrize("name", list(EXTRACTORS))
+def test_tensor_batches_on_the_device_equal_numpy_clips(name):
+    """fusion-eval hands the extractor its batch as one [B, N] tensor already on the device (or a list of
+    views of it for uneven lengths): the features equal those of the same clips given as numpy arrays, and
+    bad clips raise the numpy path's errors, naming the clip."""
+    extractor = EXTRACTORS[name]()
+    rate = extractor.sampling_rate
+    named = signals(rate)
+    batch = torch.from_numpy(np.stack(list(named.values()))).to(DEVICE)
+    expected = extractor(list(named.values()), sampling_rate=rate, device=DEVICE, return_tensors="pt")
+    uneven = [batch[0], batch[1, : rate // 2], batch[3, : rate]]
+    expected_uneven = extractor([clip.cpu().numpy() for clip in uneven], sampling_rate=rate, device=DEVICE,
+                                return_tensors="pt")
+    for given, reference in ((batch, expected), (list(batch), expected), (uneven, expected_uneven)):
+        ours = extractor(given, sampling_rate=rate, device=DEVICE, return_tensors="pt")
+        assert set(ours) == set(reference)
+        for key in reference:
+            assert ours[key].device.type == DEVICE.type
+            torch.testing.assert_close(ours[key], reference[key], rtol=0, atol=0)
+    bad = batch.clone()
+    bad[2, 5] = float("nan")
+    with pytest.raises(ValueError, match="clip 2 contains NaN"):
+        extractor(bad, sampling_rate=rate, device=DEVICE)
+    with pytest.raises(ValueError, match="clip 1: float samples reach 3"):
+        extractor([batch[0], batch[1] * 32767.0], sampling_rate=rate, device=DEVICE)
+    with pytest.raises(ValueError, match="looks like 4-channel audio"):
+        extractor(batch.T, sampling_rate=rate, device=DEVICE)
+    with pytest.raises(ValueError, match="expects"):
+        extractor(batch, sampling_rate=rate // 2, device=DEVICE)
+
+
+@pytest.mark.parametrize("name", list(EXTRACTORS))
 def test_cpu_blocks_match_one_transform(name, monkeypatch):
     """The CPU path transforms blocks of frames; blocks that split clips and rows give the same values."""
     extractor = EXTRACTORS[name]()
