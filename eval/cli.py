@@ -61,7 +61,7 @@ def build_parser():
     parser.add_argument("--skip-bad", action="store_true", help="skip unreadable audio files (counted in results.json)")
     parser.add_argument("--batch-size", type=int, default=32, help="extraction batch per process")
     parser.add_argument("--num-workers", type=int,
-                        help="dataloader workers decoding audio, per process (default: CPU cores per process - 1 on a GPU, min(8, that) on the CPU; 0 with 2 cores or fewer)")
+                        help="dataloader workers decoding audio, per process (default: min(8, CPU cores per process - 1); 0 with 2 cores or fewer)")
     parser.add_argument("--chunk-size", type=int, default=512, help="clips per cache file (the resume granularity)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache ($FUSION_EVAL_CACHE)")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="probe seeds")

@@ -17,23 +17,19 @@ from tqdm.auto import tqdm
 
 from .audio import ClipCollator, ClipDataset
 
-MAX_CPU_WORKERS = 8
+MAX_WORKERS = 8
 
 
-def default_num_workers(on_gpu=None):
-    """DataLoader workers per process when none are asked for, from the CPU cores per local process
-    ($LOCAL_WORLD_SIZE processes share them). On a GPU (default: when torch sees one) all of them but the main
-    process's: decoding and resampling bound the GPU's throughput (H200, 16 cores, 8 workers: CNN14 on 10 s clips
-    ran at 0.15-0.2 of the model alone; benchmarks/results/gpu_check_cuda.md). On the CPU min(8, cores - 1),
-    and 0 (decoding in the main process) with 2 cores or fewer, where a worker only competes with the model's
-    own threads (2-core CPU, 384 x 1 s clips: EfficientAT harness/bare 0.57 with 1 worker vs 0.75 with none,
-    VGGish 0.83 vs 0.99; benchmarks/results/extract_cpu.md)."""
+def default_num_workers():
+    """DataLoader workers per process when none are asked for: min(8, CPU cores per local process - 1),
+    and 0 (decoding in the main process) with 2 cores or fewer, where a worker only competes with the
+    model's own threads (2-core CPU, 384 x 1 s clips: EfficientAT harness/bare 0.57 with 1 worker vs 0.75
+    with none, VGGish 0.83 vs 0.99; benchmarks/results/extract_cpu.md). More do not help on a GPU machine
+    (H200, 16 cores, 10 s clips: 1.2-1.3k clips/s from 8 workers, 0.95-1.1k from 15;
+    benchmarks/results/loader_probe_cuda.md). Processes here: $LOCAL_WORLD_SIZE."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     per_process = cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    if per_process <= 2:
-        return 0
-    on_gpu = torch.cuda.is_available() if on_gpu is None else on_gpu
-    return per_process - 1 if on_gpu else min(MAX_CPU_WORKERS, per_process - 1)
+    return 0 if per_process <= 2 else min(MAX_WORKERS, per_process - 1)
 
 
 def compute_features(extractor, waves, samples, device):

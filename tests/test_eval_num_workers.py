@@ -30,10 +30,8 @@ def test_workers_store_identical_embeddings(tmp_path):
         assert np.abs(caches[0].load(key)).max() > 0, key
 
 
-@pytest.mark.parametrize("cores, local_processes, on_gpu, expected", [
-    (1, 1, False, 0), (2, 1, False, 0), (3, 1, False, 2), (16, 1, False, 8), (16, 2, False, 7), (4, 4, False, 0),
-    (2, 1, True, 0), (16, 1, True, 15), (16, 2, True, 7), (64, 8, True, 7)])
-def test_default_num_workers(monkeypatch, cores, local_processes, on_gpu, expected):
+@pytest.mark.parametrize("cores, local_processes, expected", [(1, 1, 0), (2, 1, 0), (3, 1, 2), (16, 1, 8), (16, 2, 7), (4, 4, 0)])
+def test_default_num_workers(monkeypatch, cores, local_processes, expected):
     monkeypatch.setattr(extract_module.os, "sched_getaffinity", lambda pid: set(range(cores)), raising=False)
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_processes))
-    assert default_num_workers(on_gpu) == expected
+    assert default_num_workers() == expected
