@@ -337,9 +337,10 @@ def check_clip(clip, rate, min_samples, where):
 
 
 def fix_length(wave, unit_samples, offset=0):
-    """[N] -> [unit_samples] float32: the window at `offset`, zero-padded at the end when short."""
+    """[N] -> [unit_samples] float32: the window at `offset`, zero-padded at the end when short (a view of a
+    float32 `wave` when no padding is needed: copying 10 s at 32 kHz was a quarter of a DataLoader worker's time)."""
     wave = np.asarray(wave, dtype=np.float32)[offset:offset + unit_samples]
-    return np.pad(wave, (0, unit_samples - len(wave)))
+    return wave if len(wave) == unit_samples else np.pad(wave, (0, unit_samples - len(wave)))
 
 
 def pad_frames(features, padding_value=0.0, time_axis=0):
