@@ -265,9 +265,10 @@ def _is_float_tensors(raw_audio):
 
 def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
     """`mono_clips` for float tensors: the same checks and messages as `check_clip`, computed where the
-    tensors are (one host sync per tensor) -> list of 1-D tensor views."""
+    tensors are (one host sync per tensor) -> list of 1-D float32 tensors, detached (as the numpy path, which
+    also rounds float64 to float32): views of float32 input, copies of other float dtypes."""
     if isinstance(raw_audio, (list, tuple)):
-        clips = list(raw_audio)
+        clips = [clip.detach().float() for clip in raw_audio]
     elif raw_audio.ndim == 2 and raw_audio.shape[1] <= MAX_CHANNELS < raw_audio.shape[0]:
         raise ValueError(
             f"{name}: got a tensor of shape {tuple(raw_audio.shape)}, which looks like {raw_audio.shape[1]}-channel "
@@ -276,6 +277,7 @@ def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
     elif raw_audio.ndim > 2:
         raise ValueError(f"{name}: expected a 1-D clip or a 2-D batch [B, N], got shape {tuple(raw_audio.shape)}.")
     else:
+        raw_audio = raw_audio.detach().float()
         clips = list(raw_audio) if raw_audio.ndim == 2 else [raw_audio]
     if not clips:
         raise ValueError(f"{name}: got an empty batch; give at least one clip.")

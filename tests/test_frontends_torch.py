@@ -184,6 +184,24 @@ def test_tensor_batches_on_the_device_equal_numpy_clips(name):
 
 
 @pytest.mark.parametrize("name", list(EXTRACTORS))
+def test_tensor_clips_are_float32_and_detached_like_numpy_clips(name):
+    """A float64 tensor that requires grad (e.g. the output of a differentiable augmentation) gives exactly
+    the features of the same samples as a numpy array: rounded to float32 first, even with
+    computation_dtype=float64, and detached, so return_tensors="np" works and no graph is kept."""
+    extractor = EXTRACTORS[name]()
+    rate = extractor.sampling_rate
+    clips = np.random.default_rng(2).uniform(-0.5, 0.5, (2, rate))
+    given = torch.from_numpy(clips).to(DEVICE).requires_grad_(True)
+    for batch, reference in ((given, clips), ([given[0], given[1, : rate // 2]], [clips[0], clips[1, : rate // 2]])):
+        expected = extractor(reference, sampling_rate=rate, device=DEVICE, computation_dtype=torch.float64,
+                             return_tensors="np")
+        ours = extractor(batch, sampling_rate=rate, device=DEVICE, computation_dtype=torch.float64, return_tensors="np")
+        for key in expected:
+            np.testing.assert_array_equal(ours[key], expected[key])
+        assert not extractor(batch, sampling_rate=rate, device=DEVICE, return_tensors="pt")["input_values"].requires_grad
+
+
+@pytest.mark.parametrize("name", list(EXTRACTORS))
 def test_cpu_blocks_match_one_transform(name, monkeypatch):
     """The CPU path transforms blocks of frames; blocks that split clips and rows give the same values."""
     extractor = EXTRACTORS[name]()
