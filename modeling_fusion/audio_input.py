@@ -281,6 +281,7 @@ def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
         clips = list(raw_audio) if raw_audio.ndim == 2 else [raw_audio]
     if not clips:
         raise ValueError(f"{name}: got an empty batch; give at least one clip.")
+    given = clips  # the PCM-scale check sees whole clips, as the numpy path's (before fixing the length)
     if fixed_seconds:
         unit = int(round(fixed_seconds * rate))
         fixed = [clip.new_zeros(unit) if clip.ndim == 1 else clip for clip in clips]
@@ -304,7 +305,8 @@ def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
     if not isinstance(raw_audio, (list, tuple)) and raw_audio.ndim == 2 and not fixed_seconds:  # whole batch at once
         stats = zip(raw_audio.nan_to_num(0.0, 0.0, 0.0).abs().amax(dim=1).tolist(), raw_audio.isfinite().all(dim=1).tolist())
     else:
-        stats = [(clip.nan_to_num(0.0, 0.0, 0.0).abs().amax().item(), clip.isfinite().all().item()) for clip in clips]
+        stats = [(whole.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if whole.numel() else 0.0,
+                  clip.isfinite().all().item()) for whole, clip in zip(given, clips)]
     for index, (peak, finite) in enumerate(stats):
         if peak > PCM_SCALE_LIMIT:
             raise ValueError(

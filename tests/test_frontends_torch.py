@@ -201,6 +201,21 @@ def test_tensor_clips_are_float32_and_detached_like_numpy_clips(name):
         assert not extractor(batch, sampling_rate=rate, device=DEVICE, return_tensors="pt")["input_values"].requires_grad
 
 
+def test_fixed_length_tensor_clips_are_checked_like_numpy_clips():
+    """With `fixed_clip_seconds` (an exported probe's extractor), both paths check the whole clip for
+    integer PCM stored as floats, also past the kept window, and an empty clip becomes silence."""
+    from modeling_fusion.audio_input import mono_clips
+
+    clips = np.full((2, 300), 0.1, np.float32)
+    clips[1, 250] = 30000.0  # past the 200-sample window
+    for given in (clips, torch.from_numpy(clips).to(DEVICE)):
+        with pytest.raises(ValueError, match="float samples reach 30000"):
+            mono_clips(given, 100, 100, 1, "x", fixed_seconds=2.0, keep_tensors=True)
+    for given in ([np.zeros(0, np.float32)], [torch.zeros(0, device=DEVICE)]):
+        (fixed,) = mono_clips(given, 100, 100, 1, "x", fixed_seconds=2.0, keep_tensors=True)
+        assert fixed.shape == (200,) and not fixed.any()
+
+
 @pytest.mark.parametrize("name", list(EXTRACTORS))
 def test_cpu_blocks_match_one_transform(name, monkeypatch):
     """The CPU path transforms blocks of frames; blocks that split clips and rows give the same values."""
