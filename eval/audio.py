@@ -60,7 +60,7 @@ class ClipCollator:
 
     def __call__(self, items):
         samples = [len(item["wave"]) for item in items]
-        waves = [np.asarray(item["wave"], dtype=np.float32) for item in items]
+        waves = [np.ascontiguousarray(item["wave"], dtype=np.float32) for item in items]
         waves = [wave if len(wave) == max(samples) else np.pad(wave, (0, max(samples) - len(wave))) for wave in waves]
         return {
             "waves": torch.utils.data.default_collate([torch.from_numpy(wave) for wave in waves]),

@@ -2,10 +2,11 @@
 
 import numpy as np
 import pytest
+import torch
 from datasets import Audio, Dataset
 from eval_testing import synthetic_folder, tone
 
-from fusion_eval.audio import ClipDataset, crop_offset, fix_length
+from fusion_eval.audio import ClipCollator, ClipDataset, crop_offset, fix_length
 from fusion_eval.datasource import load_table
 from fusion_eval.tasks import resolve_task
 
@@ -21,6 +22,14 @@ def test_long_clip_window():
     wave = np.arange(10, dtype=np.float32)
     np.testing.assert_array_equal(fix_length(wave, 4), [0, 1, 2, 3])
     np.testing.assert_array_equal(fix_length(wave, 4, offset=5), [5, 6, 7, 8])
+
+
+def test_collator_pads_any_float32_layout():
+    """Waves of different lengths and memory layouts (reversed, strided) -> one right-padded float32 batch."""
+    waves = [np.arange(4, dtype=np.float32)[::-1], np.arange(6, dtype=np.float64)[::2], np.ones(5, np.float32)]
+    batch = ClipCollator()([{"row": r, "wave": w, "length": len(w), "ok": True} for r, w in enumerate(waves)])
+    np.testing.assert_array_equal(batch["waves"].numpy(), [[3, 2, 1, 0, 0], [0, 2, 4, 0, 0], [1, 1, 1, 1, 1]])
+    assert batch["waves"].dtype == torch.float32 and batch["samples"].tolist() == [4, 3, 5]
 
 
 def test_offsets_follow_the_view():
