@@ -103,9 +103,9 @@ def table_for(backbone, clips, seconds, workdir, rate):
     return table, int(rate * seconds), clips
 
 
-def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cache_dir, rows=None):
-    """fusion-eval's extraction of `clips` rows into `cache_dir`; returns (embedder, cache, seconds taken, table,
-    samples per clip)."""
+def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cache_dir, repeat=1):
+    """fusion-eval's extraction of `clips` files, each read `repeat` times, into `cache_dir`; returns (embedder,
+    cache, seconds taken, table, samples per clip)."""
     from fusion_eval.cache import ViewCache
     from fusion_eval.extract import default_num_workers, extract
     from fusion_eval.representations import Embedder
@@ -113,7 +113,7 @@ def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cach
     embedder = Embedder(random_folder(backbone, Path(workdir) / f"{backbone}-model"))
     embedder.model.to(accelerator.device)
     table, unit, count = table_for(backbone, clips, seconds, workdir, embedder.sampling_rate)
-    cache = ViewCache(cache_dir, np.arange(count) if rows is None else rows, 512, {})
+    cache = ViewCache(cache_dir, np.tile(np.arange(count), repeat), 512, {})
     accelerator.wait_for_everyone()
     started = time.perf_counter()
     extract(accelerator, embedder, table, cache, "start", unit, 42, batch_size=batch_size,
@@ -121,12 +121,13 @@ def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cach
     return embedder, cache, time.perf_counter() - started, table, unit
 
 
-def decode_alone(table, count, unit, batch_size, pin_memory):
-    """clips/s of fusion-eval's DataLoader alone (workers decode, resample and fix lengths; collate; pin)."""
+def decode_alone(table, rows, unit, batch_size, pin_memory):
+    """clips/s of fusion-eval's DataLoader alone over table rows `rows` (workers decode, resample and fix lengths;
+    collate; pin)."""
     from fusion_eval.audio import ClipCollator, ClipDataset
     from fusion_eval.extract import default_num_workers
 
-    loader = torch.utils.data.DataLoader(ClipDataset(table, np.arange(count), "start", unit, 42), batch_size=batch_size,
+    loader = torch.utils.data.DataLoader(ClipDataset(table, rows, "start", unit, 42), batch_size=batch_size,
                                          num_workers=default_num_workers(), collate_fn=ClipCollator(),
                                          pin_memory=pin_memory)
     started = time.perf_counter()
@@ -163,6 +164,9 @@ def main():
     parser.add_argument("--seconds", type=float, default=10.0, help="clip length for CNN14 and AST")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workdir", default="gpu_check_work")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="throughput: read each clip this many times, so that every DataLoader worker gets many "
+                             "batches (throughput rather than start-up)")
     parser.add_argument("--output", help="markdown rows (parity, throughput) or .npz embeddings (extract)")
     args = parser.parse_args()
     from accelerate import Accelerator
@@ -190,12 +194,13 @@ def main():
             run_extract(accelerator, backbone, args.batch_size, args.seconds, args.batch_size, work,  # warm-up
                         work / f"warm-{backbone}-{args.precision}-{time.time_ns()}")
             embedder, cache, taken, table, unit = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size,
-                                                 work, work / f"cache-{backbone}-{args.precision}-{time.time_ns()}")
+                                                 work, work / f"cache-{backbone}-{args.precision}-{time.time_ns()}",
+                                                 args.repeat)
             clips = len(cache.rows)
             end_to_end = clips / taken
             alone = model_alone(embedder, accelerator.device, args.precision, unit, args.batch_size,
                                 max(1, clips // args.batch_size))
-            decoding = decode_alone(table, clips, unit, args.batch_size, accelerator.device.type == "cuda")
+            decoding = decode_alone(table, cache.rows, unit, args.batch_size, accelerator.device.type == "cuda")
             clip_s = "SPCV2 1 s" if backbone == "efficientat" else f"noise {args.seconds:g} s"
             lines.append(f"| {backbone} | {clip_s} | {args.precision} | {clips} | {alone:.1f} | {end_to_end:.1f} | "
                          f"{end_to_end / alone:.2f} | {decoding:.1f} ({default_num_workers()}) |")

@@ -2,7 +2,7 @@
 # GPU check (never part of CI): set up, front-end and model parity on the GPU, 1- vs 2-process extraction
 # (same embeddings), and clips/s for the model alone and end to end (fusion-eval's extraction: DataLoader
 # workers decoding, features on the GPU, model, gather, cache writes), fp32 and bf16, for CNN14 and AST
-# (random weights, 10 s noise clips) and EfficientAT (random weights, real SPCV2 test clips). About 5 min
+# (random weights, 10 s noise clips) and EfficientAT (random weights, real SPCV2 test clips). About 6 min
 # on one H200.
 #
 #   bash benchmarks/gpu_check.sh                          # on a GPU machine
@@ -38,12 +38,12 @@ step() {  # step NAME COMMAND...: run it; on failure note it in the summary and 
 }
 
 if [ "$DEVICE" = cpu ]; then
-  CLIPS=4 SPCV2_CLIPS=9 SECS=2 BATCH=4 EXTRACT_CLIPS=32
+  CLIPS=4 SPCV2_CLIPS=9 SECS=2 BATCH=4 EXTRACT_CLIPS=32 READS=2
 else
   if ! python -c "import torch, modeling_fusion, fusion_eval, datasets, soxr; assert torch.cuda.is_available()" 2>/dev/null; then
     bash scripts/setup.sh || exit 1  # only when the environment is not ready: pip needs the network
   fi
-  CLIPS=1024 SPCV2_CLIPS=2048 SECS=10 BATCH=64 EXTRACT_CLIPS=250
+  CLIPS=1024 SPCV2_CLIPS=2048 SECS=10 BATCH=64 EXTRACT_CLIPS=250 READS=4
 fi
 python -c "import torch, modeling_fusion, fusion_eval; assert '$DEVICE' == 'cpu' or torch.cuda.is_available(), 'no GPU'" \
   || exit 1
@@ -112,18 +112,18 @@ step "1 vs 2 processes" one_vs_two
 
 echo "== 4. clips/s, model alone vs end to end"
 {
-  echo "## Throughput (batch $BATCH)"
+  echo "## Throughput (batch $BATCH; each clip read $READS times (EfficientAT: $((READS / 2))), so every DataLoader worker gets many batches)"
   echo
   echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio | DataLoader alone clips/s (workers) |"
   echo "|---|---|---|---|---|---|---|---|"
 } >> "$OUT"
 for precision in fp32 bf16; do
   for backbone in cnn14 ast efficientat; do
-    clips=$CLIPS
-    if [ "$backbone" = efficientat ]; then clips=$SPCV2_CLIPS; fi
+    clips=$CLIPS reads=$READS
+    if [ "$backbone" = efficientat ]; then clips=$SPCV2_CLIPS reads=$((READS / 2)); fi
     step "throughput $backbone $precision" \
       python benchmarks/gpu_check.py throughput --device "$DEVICE" --precision "$precision" --backbones "$backbone" \
-      --clips "$clips" --seconds "$SECS" --batch-size "$BATCH" --workdir "$WORK" --output "$OUT"
+      --clips "$clips" --repeat "$reads" --seconds "$SECS" --batch-size "$BATCH" --workdir "$WORK" --output "$OUT"
   done
 done
 echo >> "$OUT"
