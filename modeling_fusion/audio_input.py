@@ -145,12 +145,7 @@ def pcm_to_float(samples, name):
     """Samples -> float32; integer PCM scaled by its full scale (int16 / 2**15, uint8 (x - 128) / 128)."""
     kind = samples.dtype.kind
     if kind == "f":
-        peak = float(np.max(np.abs(samples), initial=0.0))  # NaN/Inf are reported by the finiteness check
-        if PCM_SCALE_LIMIT < peak < np.inf:
-            raise ValueError(
-                f"{name}: float samples reach {peak:.0f}, which looks like integer PCM "
-                "stored as floats; give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM) or the int16/int32 array."
-            )
+        check_float_range(float(np.max(np.abs(samples), initial=0.0)), name)
         return samples.astype(np.float32, copy=False)
     if kind == "i" and samples.dtype.itemsize > 4:
         raise ValueError(
@@ -165,6 +160,16 @@ def pcm_to_float(samples, name):
         f"{name}: samples have dtype {samples.dtype}; give float audio in [-1, 1] or signed integer PCM "
         "(int16/int32) or uint8."
     )
+
+
+def check_float_range(peak, name):
+    """ValueError when float samples peak (finite; NaN/Inf are reported by the finiteness checks) far past
+    [-1, 1], as integer PCM stored as floats does."""
+    if PCM_SCALE_LIMIT < peak < np.inf:
+        raise ValueError(
+            f"{name}: float samples reach {peak:.0f}, which looks like integer PCM "
+            "stored as floats; give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM) or the int16/int32 array."
+        )
 
 
 def resample(wave, source_rate, sampling_rate):
@@ -231,25 +236,31 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
             f"target_sr={expected_rate}), or load_audio(audio, {expected_rate}, source_rate={sampling_rate}) from "
             "this model's audio_input module."
         )
-    if keep_tensors and _is_float_tensors(raw_audio):
-        return _tensor_clips(raw_audio, expected_rate, min_samples, name, fixed_seconds)
-    if hasattr(raw_audio, "detach"):
+    tensors = keep_tensors and _is_float_tensors(raw_audio)
+    if tensors:  # detached float32, as the numpy path rounds to float32; views of float32 input
+        raw_audio = ([clip.detach().float() for clip in raw_audio] if isinstance(raw_audio, (list, tuple))
+                     else raw_audio.detach().float())
+    elif hasattr(raw_audio, "detach"):
         raw_audio = _numpy(raw_audio)
-    if isinstance(raw_audio, np.ndarray):
-        if raw_audio.ndim == 2 and raw_audio.shape[1] <= MAX_CHANNELS < raw_audio.shape[0]:
+    if isinstance(raw_audio, np.ndarray) or (tensors and hasattr(raw_audio, "detach")):
+        shape = tuple(raw_audio.shape)
+        if len(shape) == 2 and shape[1] <= MAX_CHANNELS < shape[0]:
             raise ValueError(
-                f"{name}: got an array of shape {raw_audio.shape}, which looks like {raw_audio.shape[1]}-channel "
-                "audio [samples, channels]. Give mono audio: downmix with x.mean(axis=1) or load_audio(x, rate)."
+                f"{name}: got an array of shape {shape}, which looks like {shape[1]}-channel audio [samples, "
+                "channels]. Give mono audio: downmix with x.mean(1) or load_audio(x, rate)."
             )
-        if raw_audio.ndim > 2:
-            raise ValueError(f"{name}: expected a 1-D clip or a 2-D batch [B, N], got shape {raw_audio.shape}.")
-        clips = list(raw_audio) if raw_audio.ndim == 2 else [raw_audio]
+        if len(shape) > 2:
+            raise ValueError(f"{name}: expected a 1-D clip or a 2-D batch [B, N], got shape {shape}.")
+        clips = list(raw_audio) if len(shape) == 2 else [raw_audio]
     elif isinstance(raw_audio, (list, tuple)) and len(raw_audio) and not np.isscalar(raw_audio[0]):
         clips = list(raw_audio)
     else:
         clips = [raw_audio]
     if not clips:
         raise ValueError(f"{name}: got an empty batch; give at least one clip.")
+    if tensors:
+        batch = raw_audio if hasattr(raw_audio, "detach") and raw_audio.ndim == 2 else None
+        return _checked_tensor_clips(clips, batch, expected_rate, min_samples, name, fixed_seconds)
     if fixed_seconds:
         unit = int(round(fixed_seconds * expected_rate))
         clips = [fix_length(pcm_to_float(clip, name), unit) if clip.ndim == 1 else clip
@@ -263,58 +274,31 @@ def _is_float_tensors(raw_audio):
     return all(hasattr(item, "detach") and item.is_floating_point() for item in items)
 
 
-def _tensor_clips(raw_audio, rate, min_samples, name, fixed_seconds):
-    """`mono_clips` for float tensors: the same checks and messages as `check_clip`, computed where the
-    tensors are (one host sync per tensor) -> list of 1-D float32 tensors, detached (as the numpy path, which
-    also rounds float64 to float32): views of float32 input, copies of other float dtypes."""
-    if isinstance(raw_audio, (list, tuple)):
-        clips = [clip.detach().float() for clip in raw_audio]
-    elif raw_audio.ndim == 2 and raw_audio.shape[1] <= MAX_CHANNELS < raw_audio.shape[0]:
-        raise ValueError(
-            f"{name}: got a tensor of shape {tuple(raw_audio.shape)}, which looks like {raw_audio.shape[1]}-channel "
-            "audio [samples, channels]. Give mono audio: downmix with x.mean(dim=1) or load_audio(x, rate)."
-        )
-    elif raw_audio.ndim > 2:
-        raise ValueError(f"{name}: expected a 1-D clip or a 2-D batch [B, N], got shape {tuple(raw_audio.shape)}.")
-    else:
-        raw_audio = raw_audio.detach().float()
-        clips = list(raw_audio) if raw_audio.ndim == 2 else [raw_audio]
-    if not clips:
-        raise ValueError(f"{name}: got an empty batch; give at least one clip.")
-    given = clips  # the PCM-scale check sees whole clips, as the numpy path's (before fixing the length)
+def _checked_tensor_clips(clips, batch, rate, min_samples, name, fixed_seconds):
+    """The checks of the numpy path (`pcm_to_float`, `check_clip`) on float32 tensor clips, computed where they
+    are: one host sync for a [B, N] `batch` (the clips are its rows), two per clip otherwise."""
+    def where(index):
+        return f"{name}: clip {index}"
+
+    if batch is not None:
+        peaks = batch.nan_to_num(0.0, 0.0, 0.0).abs().amax(dim=1).tolist()
+    else:  # on whole clips, before fixing the length, as `pcm_to_float`
+        peaks = [clip.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if clip.numel() else 0.0 for clip in clips]
+    for index, peak in enumerate(peaks):
+        check_float_range(peak, where(index))
     if fixed_seconds:
         unit = int(round(fixed_seconds * rate))
         fixed = [clip.new_zeros(unit) if clip.ndim == 1 else clip for clip in clips]
         for clip, out in zip(clips, fixed):
             if clip.ndim == 1:
                 out[: min(unit, len(clip))] = clip[:unit]
-        clips = fixed
+        clips, batch = fixed, None
     for index, clip in enumerate(clips):
-        where = f"{name}: clip {index}"
-        if clip.ndim != 1:
-            raise ValueError(
-                f"{where} has shape {tuple(clip.shape)}; give mono 1-D audio (downmix stereo by averaging the channels)."
-            )
-        if len(clip) == 0:
-            raise ValueError(f"{where} is empty (0 samples).")
-        if len(clip) < min_samples:
-            raise ValueError(
-                f"{where} has {len(clip)} samples ({len(clip) / rate:.3f} s); this model needs at least {min_samples} "
-                f"samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at the end."
-            )
-    if not isinstance(raw_audio, (list, tuple)) and raw_audio.ndim == 2 and not fixed_seconds:  # whole batch at once
-        stats = zip(raw_audio.nan_to_num(0.0, 0.0, 0.0).abs().amax(dim=1).tolist(), raw_audio.isfinite().all(dim=1).tolist())
-    else:
-        stats = [(whole.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if whole.numel() else 0.0,
-                  clip.isfinite().all().item()) for whole, clip in zip(given, clips)]
-    for index, (peak, finite) in enumerate(stats):
-        if peak > PCM_SCALE_LIMIT:
-            raise ValueError(
-                f"{name}: clip {index}: float samples reach {peak:.0f}, which looks like integer PCM stored as floats; "
-                "give float audio in [-1, 1] (e.g. x / 32768 for 16-bit PCM)."
-            )
-        if not finite:
-            raise ValueError(f"{name}: clip {index} contains NaN or Inf samples; clean or drop it.")
+        check_samples(clip, rate, min_samples, where(index))
+    finite = batch.isfinite().all(dim=1).tolist() if batch is not None else [c.isfinite().all().item() for c in clips]
+    for index, ok in enumerate(finite):
+        if not ok:
+            raise ValueError(f"{where(index)} contains NaN or Inf samples; clean or drop it.")
     return clips
 
 
@@ -323,21 +307,26 @@ def check_clip(clip, rate, min_samples, where):
     starting with `where` (e.g. the file) for wrong shapes, empty, too short (< `min_samples` at
     `rate` Hz) or non-finite audio."""
     clip = pcm_to_float(_numpy(clip), where)
-    if clip.ndim != 1:
-        raise ValueError(
-            f"{where} has shape {clip.shape}; give mono 1-D audio (downmix stereo by averaging the channels)."
-        )
-    if clip.size == 0:
-        raise ValueError(f"{where} is empty (0 samples).")
-    if clip.size < min_samples:
-        raise ValueError(
-            f"{where} has {clip.size} samples ({clip.size / rate:.3f} s); this model needs at least {min_samples} "
-            f"samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at the end, e.g. "
-            f"np.pad(x, (0, {min_samples} - len(x)))."
-        )
+    check_samples(clip, rate, min_samples, where)
     if not np.isfinite(clip).all():
         raise ValueError(f"{where} contains NaN or Inf samples; clean or drop it.")
     return clip
+
+
+def check_samples(clip, rate, min_samples, where):
+    """ValueError starting with `where` unless `clip` (numpy or torch) is 1-D with at least `min_samples`."""
+    if clip.ndim != 1:
+        raise ValueError(
+            f"{where} has shape {tuple(clip.shape)}; give mono 1-D audio (downmix stereo by averaging the channels)."
+        )
+    if len(clip) == 0:
+        raise ValueError(f"{where} is empty (0 samples).")
+    if len(clip) < min_samples:
+        raise ValueError(
+            f"{where} has {len(clip)} samples ({len(clip) / rate:.3f} s); this model needs at least {min_samples} "
+            f"samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at the end, e.g. "
+            f"np.pad(x, (0, {min_samples} - len(x)))."
+        )
 
 
 def fix_length(wave, unit_samples, offset=0):
