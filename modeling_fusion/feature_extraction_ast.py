@@ -104,10 +104,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         clips = self._clips(raw_audio, sampling_rate, keep_tensors=device is not None)
         if device is not None:
             values, mask = self._torch_features(clips, check_device(device, computation_dtype), computation_dtype)
-            features = {"input_values": values}
-            if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
-                features["attention_mask"] = mask
-            return to_batch_feature(features, return_tensors)
+            return to_batch_feature(self, values, mask, return_attention_mask, return_tensors)
         if self.pad_to_max_length:
             fbanks = [self._extract_fbank_features(clip, max_length=self.max_length) for clip in clips]
         else:
@@ -115,10 +112,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         if self.do_normalize:
             fbanks = [self.normalize(fbank) for fbank in fbanks]
         values, mask = pad_frames(fbanks, self.padding_value)
-        features = {"input_values": values}
-        if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
-            features["attention_mask"] = mask
-        return to_batch_feature(features, return_tensors)
+        return to_batch_feature(self, values, mask, return_attention_mask, return_tensors)
 
     def fit_normalization(self, clips, sampling_rate):
         """Set `mean` and `std` to statistics of a training set, as the paper's evaluation does (EVAR).

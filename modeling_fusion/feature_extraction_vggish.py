@@ -179,7 +179,4 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
             values, mask = self.examples(clips)
         else:
             values, mask = self.torch_examples(clips, check_device(device, computation_dtype), computation_dtype)
-        features = {"input_values": values}
-        if self.return_attention_mask if return_attention_mask is None else return_attention_mask:
-            features["attention_mask"] = mask
-        return to_batch_feature(features, return_tensors)
+        return to_batch_feature(self, values, mask, return_attention_mask, return_tensors)

@@ -97,8 +97,13 @@ def pad_past_end(values, mask, padding_value):
     return torch.where(keep, values, torch.tensor(padding_value, dtype=values.dtype, device=values.device)).float()
 
 
-def to_batch_feature(features, return_tensors):
-    """Torch tensors stay on their device with return_tensors="pt"; otherwise they come back as numpy arrays."""
+def to_batch_feature(extractor, values, mask, return_attention_mask, return_tensors):
+    """BatchFeature {"input_values": values, "attention_mask": mask (unless `return_attention_mask`, else the
+    extractor's own setting, says no)}. Torch tensors stay on their device with return_tensors="pt"; otherwise
+    they come back as numpy arrays."""
+    features = {"input_values": values}
+    if extractor.return_attention_mask if return_attention_mask is None else return_attention_mask:
+        features["attention_mask"] = mask
     if return_tensors != "pt":
         features = {name: value.cpu().numpy() if torch.is_tensor(value) else value for name, value in features.items()}
     return BatchFeature(features, tensor_type=return_tensors)
@@ -112,10 +117,7 @@ def log_mel_features(extractor, clips, device, computation_dtype, return_attenti
         values, mask = pad_frames([extractor.log_mel(clip) for clip in clips], extractor.padding_value)
     else:
         values, mask = extractor.torch_log_mel(clips, check_device(device, computation_dtype), computation_dtype)
-    features = {"input_values": values}
-    if extractor.return_attention_mask if return_attention_mask is None else return_attention_mask:
-        features["attention_mask"] = mask
-    return to_batch_feature(features, return_tensors)
+    return to_batch_feature(extractor, values, mask, return_attention_mask, return_tensors)
 
 
 def check_device(device, computation_dtype):
