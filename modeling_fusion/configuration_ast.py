@@ -2,7 +2,7 @@
 
 from transformers import ASTConfig, PretrainedConfig
 
-from .fusion import POOLINGS
+from .fusion import POOLINGS, check_fusion_options
 
 # The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
 AST_FIELDS = (
@@ -11,8 +11,6 @@ AST_FIELDS = (
     "qkv_bias", "frequency_stride", "time_stride", "max_length", "num_mel_bins",
 )
 AST_POOLINGS = ("cls+dist",) + POOLINGS
-EMBEDDING_TYPES = ("fusion", "plain")
-CLASSIFIER_INPUTS = ("plain", "fusion")
 
 
 class AstFusionConfig(PretrainedConfig):
@@ -52,15 +50,8 @@ class AstFusionConfig(PretrainedConfig):
         defaults = ASTConfig(**ast_config)
         self.ast_config = {name: getattr(defaults, name) for name in AST_FIELDS}
         layers = self.ast_config["num_hidden_layers"]
-        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
-        if not fusion_layers or not all(1 <= layer <= layers for layer in fusion_layers):
-            raise ValueError(f"fusion_layers must be block numbers 1-{layers}, got {fusion_layers}")
-        if pooling not in AST_POOLINGS:
-            raise ValueError(f"pooling must be one of {AST_POOLINGS}, got {pooling!r}")
-        if embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
-        if classifier_input not in CLASSIFIER_INPUTS:
-            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
+        fusion_layers = check_fusion_options(fusion_layers, 1, layers, f"block numbers 1-{layers}", pooling,
+                                             embedding_type, classifier_input, AST_POOLINGS)
         self.fusion_layers = fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type

@@ -2,11 +2,9 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import POOLINGS
+from .fusion import check_fusion_options
 
 CNN14_BLOCKS = 6
-EMBEDDING_TYPES = ("fusion", "plain")
-CLASSIFIER_INPUTS = ("plain", "fusion")
 
 
 class Cnn14FusionConfig(PretrainedConfig):
@@ -35,15 +33,8 @@ class Cnn14FusionConfig(PretrainedConfig):
         classifier_input="plain",
         **kwargs,
     ):
-        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
-        if not fusion_layers or not all(1 <= layer <= CNN14_BLOCKS for layer in fusion_layers):
-            raise ValueError(f"fusion_layers must be ConvBlock numbers 1-{CNN14_BLOCKS}, got {fusion_layers}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
-        if classifier_input not in CLASSIFIER_INPUTS:
-            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
+        fusion_layers = check_fusion_options(fusion_layers, 1, CNN14_BLOCKS, f"ConvBlock numbers 1-{CNN14_BLOCKS}",
+                                             pooling, embedding_type, classifier_input)
         if len(block_channels) != CNN14_BLOCKS:
             raise ValueError(f"block_channels needs {CNN14_BLOCKS} entries, got {list(block_channels)}")
         self.num_mel_bins = num_mel_bins

@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import POOLINGS
+from .fusion import check_fusion_options
 
 # MobileNetV3-Large inverted-residual blocks features.1-15 at width 1.0 (Howard et al. 2019), which
 # EfficientAT scales by the width multiplier: (kernel, in, expanded, out, squeeze-excitation, hardswish, stride).
@@ -26,8 +26,6 @@ BLOCKS = (
 STEM_CHANNELS = 16
 HEAD_CHANNELS = 1280
 NUM_STAGES = len(BLOCKS) + 2  # features.0 (stem), features.1-15 (blocks), features.16 (1x1 conv)
-EMBEDDING_TYPES = ("fusion", "plain")
-CLASSIFIER_INPUTS = ("plain", "fusion")
 
 
 def round_channels(channels):
@@ -70,21 +68,13 @@ class EfficientATFusionConfig(PretrainedConfig):
         classifier_dropout=0.2,
         **kwargs,
     ):
-        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
-        if not fusion_layers or not all(1 <= layer <= NUM_STAGES for layer in fusion_layers):
-            raise ValueError(
-                f"fusion_layers must be layer numbers 1-{NUM_STAGES} (layer k + 1 = features.k), got {fusion_layers}"
-            )
+        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_STAGES,
+                                             f"layer numbers 1-{NUM_STAGES} (layer k + 1 = features.k)",
+                                             pooling, embedding_type, classifier_input)
         if not width_mult > 0:
             raise ValueError(f"width_mult must be positive (e.g. 0.4 for mn04), got {width_mult}")
         if num_mel_bins % 32:
             raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 stages), got {num_mel_bins}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
-        if classifier_input not in CLASSIFIER_INPUTS:
-            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
         self.num_mel_bins = num_mel_bins
         self.width_mult = float(width_mult)
         self.fusion_layers = fusion_layers

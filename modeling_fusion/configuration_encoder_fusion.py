@@ -4,13 +4,12 @@ data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .fusion import POOLINGS
+from .fusion import POOLINGS, check_fusion_options
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
 WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
 # For "cls+dist": the AST tokens [CLS, DIST, patches...] (Gong et al. 2021).
 AST_POOLINGS = ("cls+dist",) + POOLINGS
-EMBEDDING_TYPES = ("fusion", "plain")
 
 
 def resolve_encoder_config(encoder_config):
@@ -63,16 +62,10 @@ class EncoderFusionConfig(PretrainedConfig):
             if getattr(self.encoder_config, name, None):
                 setattr(self.encoder_config, name, 0.0)
         count = self.num_layers
-        fusion_layers = [count] if fusion_layers is None else sorted({int(layer) for layer in fusion_layers})
-        if not fusion_layers or not all(0 <= layer <= count for layer in fusion_layers):
-            raise ValueError(f"fusion_layers must be hidden-state numbers 0-{count} of this "
-                             f"{self.encoder_config.model_type} encoder, got {fusion_layers}")
-        poolings = AST_POOLINGS if self.encoder_type == AST else POOLINGS
-        if pooling not in poolings:
-            raise ValueError(f"pooling must be one of {poolings} for {self.encoder_type}, got {pooling!r}")
-        for name, value in (("embedding_type", embedding_type), ("classifier_input", classifier_input)):
-            if value not in EMBEDDING_TYPES:
-                raise ValueError(f"{name} must be one of {EMBEDDING_TYPES}, got {value!r}")
+        fusion_layers = check_fusion_options(
+            [count] if fusion_layers is None else fusion_layers, 0, count,
+            f"hidden-state numbers 0-{count} of this {self.encoder_config.model_type} encoder", pooling,
+            embedding_type, classifier_input, AST_POOLINGS if self.encoder_type == AST else POOLINGS)
         self.fusion_layers = fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type

@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import POOLINGS
+from .fusion import check_fusion_options
 
 # The paper's layer numbers: "#n" is child n-1 of VGGish's conv stack (children 0-15) followed by its
 # FC stack (children 16-21). Per layer: (name, channels or width, mel bins, time stride). Conv layers
@@ -24,8 +24,6 @@ NUM_LAYERS = len(VGGISH_LAYERS)
 PLAIN_LAYER = 21
 EXAMPLE_FRAMES = 96
 FRAMES_PER_EXAMPLE = 6  # fused frames per 0.96 s example: 160 ms each
-EMBEDDING_TYPES = ("fusion", "plain")
-CLASSIFIER_INPUTS = ("fusion", "plain")
 
 
 class VGGishFusionConfig(PretrainedConfig):
@@ -56,17 +54,10 @@ class VGGishFusionConfig(PretrainedConfig):
         classifier_input="fusion",
         **kwargs,
     ):
-        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
-        if not fusion_layers or not all(1 <= layer <= NUM_LAYERS for layer in fusion_layers):
-            raise ValueError(f"fusion_layers must be the paper's layer numbers 1-{NUM_LAYERS}, got {fusion_layers}")
+        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_LAYERS, f"the paper's layer numbers 1-{NUM_LAYERS}",
+                                             pooling, embedding_type, classifier_input)
         if num_mel_bins != 64:
             raise ValueError(f"VGGish's FC stack needs 64 mel bins, got num_mel_bins={num_mel_bins}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
-        if classifier_input not in CLASSIFIER_INPUTS:
-            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
         self.num_mel_bins = num_mel_bins
         self.fusion_layers = fusion_layers
         self.pooling = pooling

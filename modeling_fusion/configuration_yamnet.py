@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import POOLINGS
+from .fusion import check_fusion_options
 
 # tensorflow/models research/audioset/yamnet/yamnet.py `_YAMNET_LAYER_DEFS`: layer 1 is a full 3x3 conv,
 # layers 2-14 depthwise-separable (3x3 depthwise + 1x1 pointwise), each conv followed by folded
@@ -10,8 +10,6 @@ from .fusion import POOLINGS
 LAYERS = ((2, 32), (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
           (1, 512), (1, 512), (1, 512), (1, 512), (1, 512), (2, 1024), (1, 1024))
 NUM_LAYERS = len(LAYERS)
-EMBEDDING_TYPES = ("fusion", "plain")
-CLASSIFIER_INPUTS = ("plain", "fusion")
 
 
 class YAMNetFusionConfig(PretrainedConfig):
@@ -50,20 +48,13 @@ class YAMNetFusionConfig(PretrainedConfig):
         classifier_input="plain",
         **kwargs,
     ):
-        fusion_layers = sorted(set(int(layer) for layer in fusion_layers))
-        if not fusion_layers or not all(1 <= layer <= NUM_LAYERS for layer in fusion_layers):
-            raise ValueError(f"fusion_layers must be layer numbers 1-{NUM_LAYERS} (YAMNet's layer1-14), "
-                             f"got {fusion_layers}")
+        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_LAYERS,
+                                             f"layer numbers 1-{NUM_LAYERS} (YAMNet's layer1-14)",
+                                             pooling, embedding_type, classifier_input)
         if num_mel_bins % 32:
             raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 layers), got {num_mel_bins}")
         if not 0 < patch_hop_frames <= patch_frames:
             raise ValueError(f"patch_hop_frames must be in 1-{patch_frames} (patch_frames), got {patch_hop_frames}")
-        if pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
-        if embedding_type not in EMBEDDING_TYPES:
-            raise ValueError(f"embedding_type must be one of {EMBEDDING_TYPES}, got {embedding_type!r}")
-        if classifier_input not in CLASSIFIER_INPUTS:
-            raise ValueError(f"classifier_input must be one of {CLASSIFIER_INPUTS}, got {classifier_input!r}")
         self.num_mel_bins = num_mel_bins
         self.patch_frames = patch_frames
         self.patch_hop_frames = patch_hop_frames

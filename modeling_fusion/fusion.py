@@ -15,6 +15,23 @@ import torch.nn.functional as F
 from transformers.utils import ModelOutput
 
 POOLINGS = ("mean+max", "mean", "max")
+EMBEDDING_TYPES = ("fusion", "plain")  # pooler_output: the paper's fusion, or the backbone's own embedding
+CLASSIFIER_INPUTS = EMBEDDING_TYPES  # what a ForAudioClassification head reads
+
+
+def check_fusion_options(fusion_layers, first, last, layers_described, pooling, embedding_type, classifier_input,
+                         poolings=POOLINGS):
+    """The options every fusion config shares -> `fusion_layers` sorted without repeats. Raises ValueError
+    naming the option: layers outside first-last ("fusion_layers must be {layers_described}, got ..."), or a
+    pooling / embedding_type / classifier_input outside `poolings` / EMBEDDING_TYPES / CLASSIFIER_INPUTS."""
+    layers = sorted({int(layer) for layer in fusion_layers})
+    if not layers or not all(first <= layer <= last for layer in layers):
+        raise ValueError(f"fusion_layers must be {layers_described}, got {layers}")
+    for option, value, allowed in (("pooling", pooling, poolings), ("embedding_type", embedding_type, EMBEDDING_TYPES),
+                                   ("classifier_input", classifier_input, CLASSIFIER_INPUTS)):
+        if value not in allowed:
+            raise ValueError(f"{option} must be one of {allowed}, got {value!r}")
+    return layers
 
 
 @dataclass
