@@ -99,11 +99,18 @@ def _frame_pooling(config):
     return getattr(config, "pooling", None) in POOLINGS
 
 
+def _strides(config):
+    """(the last layer's time stride in input frames: every layer's frames align on this grid, the stride of the
+    frames the model outputs: the coarsest fused layer's, or the last layer's for the plain embedding)."""
+    max_stride = config.time_strides[-1]
+    if config.embedding_type != "fusion":
+        return max_stride, max_stride
+    return max_stride, max(config.time_strides[layer - 1] for layer in config.fusion_layers)
+
+
 def _cnn14(config, extractor):
     hop = extractor.hop_length
-    max_stride = config.time_strides[-1]  # 32 input frames: every layer's frames align on this grid
-    fused = max(config.time_strides[l - 1] for l in config.fusion_layers) if config.embedding_type == "fusion" \
-        else max_stride
+    max_stride, fused = _strides(config)  # CNN14: 32 input frames
     per_unit = max_stride // fused
     # avg pools: a fused frame of `fused` input frames centres on their mean; input frame t is centred at t * hop
     return ChunkSpec(
@@ -116,9 +123,7 @@ def _cnn14(config, extractor):
 
 def _efficientat(config, extractor):
     hop = extractor.hop_length
-    max_stride = config.time_strides[-1]
-    fused = max(config.time_strides[l - 1] for l in config.fusion_layers) if config.embedding_type == "fusion" \
-        else max_stride
+    max_stride, fused = _strides(config)
     per_unit = max_stride // fused
     # strided convs with centred kernels: frame j of the coarsest fused layer is centred on input frame j * fused,
     # and input frame t (pre-emphasis + centred window) on sample t * hop. Frame counts round up.

@@ -90,17 +90,21 @@ def main():
         per_task = {name: {"valid": validation_accuracy(r["representations"][rep.key]),
                            "test_mean": r["representations"][rep.key]["mean"],
                            "test_std": r["representations"][rep.key]["std"]} for name, r in results.items()}
-        summary.append({"layers": list(rep.layers), "mean_valid": float(np.mean([v["valid"] for v in per_task.values()])),
-                        "tasks": per_task})
-    summary.sort(key=lambda s: -s["mean_valid"])
-    output = Path(args.output)
+        summary.append({"layers": list(rep.layers), "tasks": per_task})
+    write_choice({k: float(valid[k]) for k in ranked}, summary, Path(args.output))
+
+
+def write_choice(layer_validation, candidates, output):
+    """Rank the candidates by mean validation accuracy over their tasks; write candidates.json."""
+    for candidate in candidates:
+        candidate["mean_valid"] = float(np.mean([v["valid"] for v in candidate["tasks"].values()]))
+    candidates.sort(key=lambda c: -c["mean_valid"])
     output.mkdir(parents=True, exist_ok=True)
     (output / "candidates.json").write_text(json.dumps({
-        "layer_validation": {k: float(valid[k]) for k in ranked}, "candidates": summary,
-        "chosen": summary[0]["layers"]}, indent=1))
-    for s in summary:
-        print(s["layers"], round(s["mean_valid"], 4), {n: round(v["test_mean"], 4) for n, v in s["tasks"].items()})
-    print("chosen (best mean validation accuracy):", summary[0]["layers"])
+        "layer_validation": layer_validation, "candidates": candidates, "chosen": candidates[0]["layers"]}, indent=1))
+    for c in candidates:
+        print(c["layers"], round(c["mean_valid"], 4), {n: round(v["test_mean"], 4) for n, v in c["tasks"].items()})
+    print("chosen (best mean validation accuracy):", candidates[0]["layers"])
 
 
 def _version(name):

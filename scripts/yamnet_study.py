@@ -37,7 +37,7 @@ from fusion_eval.representations import Embedder, Representation
 from fusion_eval.runner import PreparedTask, RunSettings, plan_task, probe_task
 from fusion_eval.tasks import resolve_task
 
-from efficientat_study import ConcatViews, validation_accuracy  # the same candidate machinery (scripts/ is on sys.path)
+from efficientat_study import ConcatViews, validation_accuracy, write_choice  # the same candidate machinery (scripts/ is on sys.path)
 
 
 def cached_task(task, table, runs, cache_dir, model_key, chunk_size):
@@ -127,19 +127,6 @@ def choose(args):
                "test_std": r["representations"][rep.key]["std"]} for name, r in results.items()}}
         for rep in embedder.representations]
     write_choice({k: float(valid[k]) for k in ranked}, candidates, Path(args.output))
-
-
-def write_choice(layer_validation, candidates, output):
-    """Rank the candidates by mean validation accuracy over their tasks; write candidates.json."""
-    for candidate in candidates:
-        candidate["mean_valid"] = float(np.mean([v["valid"] for v in candidate["tasks"].values()]))
-    candidates.sort(key=lambda c: -c["mean_valid"])
-    output.mkdir(parents=True, exist_ok=True)
-    (output / "candidates.json").write_text(json.dumps({
-        "layer_validation": layer_validation, "candidates": candidates, "chosen": candidates[0]["layers"]}, indent=1))
-    for c in candidates:
-        print(c["layers"], round(c["mean_valid"], 4), {n: round(v["test_mean"], 4) for n, v in c["tasks"].items()})
-    print("chosen (best mean validation accuracy):", candidates[0]["layers"])
 
 
 def merge(args):
