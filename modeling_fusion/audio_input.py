@@ -280,10 +280,11 @@ def _checked_tensor_clips(clips, batch, rate, min_samples, name, fixed_seconds):
     def where(index):
         return f"{name}: clip {index}"
 
+    # on whole clips, before fixing the length, as `pcm_to_float` (a NaN or Inf peak is left to the finiteness check)
     if batch is not None:
-        peaks = batch.nan_to_num(0.0, 0.0, 0.0).abs().amax(dim=1).tolist()
-    else:  # on whole clips, before fixing the length, as `pcm_to_float`
-        peaks = [clip.nan_to_num(0.0, 0.0, 0.0).abs().amax().item() if clip.numel() else 0.0 for clip in clips]
+        peaks = batch.abs().amax(dim=1).tolist()
+    else:
+        peaks = [clip.abs().amax().item() if clip.numel() else 0.0 for clip in clips]
     for index, peak in enumerate(peaks):
         check_float_range(peak, where(index))
     if fixed_seconds:
