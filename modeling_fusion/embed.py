@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .audio_files import list_audio
 from .audio_input import check_clip, load_audio, resampler_tag
 from .chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
-from .model_source import check_model_source
+from .model_source import check_model_source, load_pretrained
 
 logger = logging.getLogger("fusion-embed")
 SAVE_EVERY = 20  # batches between progress saves
@@ -38,8 +38,6 @@ def load_model(model_id, random_weights_demo=None):
 
     Raises ValueError at once for a missing folder or an unreachable Hub id (`check_model_source`).
     """
-    from transformers import AutoFeatureExtractor, AutoModel
-
     if random_weights_demo:
         from . import BACKBONES
 
@@ -51,18 +49,12 @@ def load_model(model_id, random_weights_demo=None):
         torch.manual_seed(0)
         return model_class(config_class()).eval(), extractor_class()
     check_model_source(model_id)
-    try:
-        model = AutoModel.from_pretrained(model_id, trust_remote_code=True).eval()
-        extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
-    except OSError as error:
-        raise ValueError(
-            f"no pretrained weights for {model_id!r} could be loaded ({error}).\n"
-            "Convert a published checkpoint into a folder first, e.g.\n"
-            "  python -m modeling_fusion.hub build cnn14-16k-fusion-3-6 --checkpoint Cnn14_16k_mAP=0.438.pth "
-            "--output cnn14-16k\n"
-            "or, only to try the pipeline, pass --random-weights-demo BACKBONE (embeddings will be meaningless)."
-        ) from None
-    return model, extractor
+    return load_pretrained(
+        model_id,
+        "Convert a published checkpoint into a folder first, e.g.\n"
+        "  python -m modeling_fusion.hub build cnn14-16k-fusion-3-6 --checkpoint Cnn14_16k_mAP=0.438.pth "
+        "--output cnn14-16k\n"
+        "or, only to try the pipeline, pass --random-weights-demo BACKBONE (embeddings will be meaningless).")
 
 
 def run_fingerprint(model_id, files, args):

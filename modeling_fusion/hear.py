@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
-from .model_source import check_model_source
+from .model_source import check_model_source, load_pretrained
 
 DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in hub_configs/
 OPTIONS = ("chunk_length_s",)
@@ -81,22 +81,15 @@ def load_model(model_file_path="", **options):
     None = always whole). Returns a `HearModel` (a torch.nn.Module) in eval mode on the CPU.
     Raises ValueError for unknown options or a model that cannot be loaded.
     """
-    from transformers import AutoFeatureExtractor, AutoModel
-
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise ValueError(f"load_model: unknown option(s) {unknown}; supported: {list(OPTIONS)}")
     model_id = str(model_file_path or DEFAULT_MODEL)
     if model_file_path:
         check_model_source(model_id)  # a missing folder or unreachable Hub id: one clear line
-    try:
-        model = AutoModel.from_pretrained(model_id, trust_remote_code=True)
-        extractor = AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True)
-    except OSError as error:
-        raise ValueError(
-            f"load_model: cannot load {model_id!r} ({error}). Give a converted model folder (e.g. built with "
-            f"`python -m modeling_fusion.hub build {DEFAULT_MODEL} --checkpoint CKPT --output DIR`) or a Hub id."
-        ) from None
+    model, extractor = load_pretrained(
+        model_id, f"Give a converted model folder (e.g. built with `python -m modeling_fusion.hub build "
+        f"{DEFAULT_MODEL} --checkpoint CKPT --output DIR`) or a Hub id.")
     return HearModel(model, extractor, options.get("chunk_length_s", DEFAULT_CHUNK_LENGTH_S))
 
 

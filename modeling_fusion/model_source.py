@@ -55,3 +55,16 @@ def check_model_source(model, revision=None):
             f"model folder {text} does not exist, and the Hugging Face Hub cannot be reached to load it as a "
             f"Hub id ({reason}); it is not in the local Hub cache either."
         ) from None
+
+
+def load_pretrained(model_id, hint):
+    """(AutoModel in eval mode, AutoFeatureExtractor) of a folder or Hub id, remote code trusted. Raises
+    ValueError "cannot load MODEL (transformers' reason)" followed by `hint` (how to make such a folder) when
+    transformers cannot load it (no weights, no config, Hub unreachable)."""
+    from transformers import AutoFeatureExtractor, AutoModel
+
+    try:
+        return (AutoModel.from_pretrained(model_id, trust_remote_code=True).eval(),
+                AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True))
+    except OSError as error:
+        raise ValueError(f"cannot load {model_id!r} ({error}).\n{hint}") from None
