@@ -366,9 +366,3 @@ def frame_hop_ms(model, feature_extractor):
     """Milliseconds between fused frames (exact): 320 for CNN14, EfficientAT and YAMNet, 160 VGGish, 100 AST."""
     spec = chunk_spec(base_model(model).config, feature_extractor)
     return spec.frame_hop * 1000.0 / feature_extractor.sampling_rate
-
-
-def frame_timestamps_ms(model, feature_extractor, num_frames):
-    """Centres of fused frames 0..num_frames-1 in ms (float64 [num_frames]), from exact frame arithmetic."""
-    spec = chunk_spec(base_model(model).config, feature_extractor)
-    return spec.timestamps_ms(num_frames, feature_extractor.sampling_rate)
