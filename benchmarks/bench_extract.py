@@ -30,13 +30,7 @@ from fusion_eval.extract import default_num_workers, extract
 from fusion_eval.representations import Embedder
 from fusion_eval.tasks import resolve_task
 from modeling_fusion import BACKBONES
-from modeling_fusion.save_folder import save_model_folder
-
-
-def random_folder(backbone, folder):
-    config_class, _, head_class, extractor_class = BACKBONES[backbone]
-    torch.manual_seed(0)
-    return save_model_folder(head_class(config_class()).eval(), extractor_class(), folder)
+from gpu_check import random_folder  # benchmarks/ is on sys.path when run as a script
 
 
 def write_clips(folder, count, rate, unit_sec):
