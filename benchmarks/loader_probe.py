@@ -30,26 +30,26 @@ def main():
     parser.add_argument("--repeat", type=int, default=8)
     parser.add_argument("--output")
     args = parser.parse_args()
-    out = open(args.output, "a") if args.output else None
 
     def say(line):
         print(line, flush=True)
-        if out:
-            out.write(line + "\n")
-            out.flush()
+        if args.output:
+            with open(args.output, "a") as out:
+                out.write(line + "\n")
 
     started = time.perf_counter()
-    folder = noise_folder(Path(args.workdir) / "probe-noise", args.clips, 10.0)
+    folder = noise_folder(Path(args.workdir) / f"noise-10s-{args.clips}", args.clips, 10.0)  # run_extract's too
     table = load_table(resolve_task(folder, unit_sec=10.0), args.workdir, 32000)
     say(f"{os.cpu_count()} cores; {args.clips} clips of 10 s written and indexed in {time.perf_counter() - started:.1f} s")
     rows = np.tile(np.arange(args.clips), args.repeat)
     dataset = ClipDataset(table, rows, "start", 320000, 42)
     t = time.perf_counter()
-    items = [dataset[i] for i in range(64)]
-    say(f"one process: {(time.perf_counter() - t) / 64 * 1e3:.2f} ms per clip (decode + soxr 16->32 kHz + fix length)")
+    items = [dataset[i] for i in range(min(64, len(dataset)))]
+    say(f"one process: {(time.perf_counter() - t) / len(items) * 1e3:.2f} ms per clip (decode + soxr 16->32 kHz + "
+        "fix length)")
     t = time.perf_counter()
     ClipCollator()(items)
-    say(f"collate 64: {(time.perf_counter() - t) * 1e3:.1f} ms")
+    say(f"collate {len(items)}: {(time.perf_counter() - t) * 1e3:.1f} ms")
     say("| workers | batch | pin | clips/s |")
     say("|---|---|---|---|")
     for workers, batch, pin in ((15, 64, True), (15, 64, False), (15, 16, True), (8, 64, True), (4, 64, True)):
@@ -64,9 +64,9 @@ def main():
     accelerator = Accelerator(mixed_precision="bf16" if torch.cuda.is_available() else "no")
     precision = "bf16" if torch.cuda.is_available() else "fp32"
     work = Path(args.workdir)
-    run_extract(accelerator, "cnn14", 64, 10.0, 64, work, work / "probe-warm", rows=np.arange(64))
+    run_extract(accelerator, "cnn14", 64, 10.0, 64, work, work / "probe-warm")
     embedder, cache, taken, _, unit = run_extract(accelerator, "cnn14", args.clips, 10.0, 64, work, work / "probe-cache",
-                                                  rows=rows)
+                                                  args.repeat)
     alone = model_alone(embedder, accelerator.device, precision, unit, 64, max(1, len(rows) // 64))
     say(f"CNN14 {precision}, {len(rows)} clips: end to end {len(rows) / taken:.0f} clips/s, model alone {alone:.0f}, "
         f"ratio {len(rows) / taken / alone:.2f}")
