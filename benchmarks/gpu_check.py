@@ -185,6 +185,7 @@ def main():
                                          args.workdir, Path(args.workdir) / f"cache-{accelerator.num_processes}p")
         if accelerator.is_main_process:
             np.savez(args.output, **{rep.key: cache.load(rep.key) for rep in embedder.representations})
+        accelerator.end_training()
     else:
         mixed = "bf16" if args.precision == "bf16" else "no"
         accelerator = Accelerator(cpu=args.device == "cpu", mixed_precision=mixed)

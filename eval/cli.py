@@ -129,6 +129,7 @@ def run(args, tasks):
     plans = [plan_task(task, embedder, settings) for task in tasks]
     prepared = [prepare_task(accelerator, embedder, model_key, task, *plan, settings) for task, plan in zip(tasks, plans)]
     accelerator.wait_for_everyone()
+    accelerator.end_training()  # extraction was the distributed part: leave the process group before exiting
     if not accelerator.is_main_process:
         return
     metric = load_accuracy_metric()

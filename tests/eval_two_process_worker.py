@@ -14,3 +14,4 @@ if __name__ == "__main__":
     if accelerator.num_processes != 2:
         raise SystemExit(f"expected 2 processes, got {accelerator.num_processes}")
     extract_synthetic(Path(sys.argv[1]), Path(sys.argv[2]), accelerator)
+    accelerator.end_training()  # leave the process group, as fusion-eval does
