@@ -19,7 +19,10 @@ Writes OUTPUT.json and OUTPUT.md.
 
 instead compares chunked and whole-clip frames and clip embeddings per backbone (max abs and relative
 difference; full-size random models with torch's default layer init and random BatchNorm statistics,
-noise at 0.1 RMS) and writes OUTPUT_differences.md.
+noise at 0.1 RMS) and writes OUTPUT_differences.md. With `--model FOLDER` (one backbone: real weights) and
+`--audio-dir DIR` (its audio files, sorted, decoded at the model's rate and joined to `--seconds`) it measures a
+trained model on real audio and writes OUTPUT_differences_NAME.md: random EfficientAT weights shrink activations
+to ~1e-16, where squeeze-excitation gates are constant and chunking looks exact when it is not.
 """
 
 import argparse
@@ -89,7 +92,22 @@ def worker(backbone, mode, minutes, threads):
                       "output_shape": list(shape)}))
 
 
-def differences(backbones, seconds, chunk_s, output):
+def joined_audio(folder, seconds, rate):
+    """Audio files under `folder` (sorted), each decoded and resampled to `rate`, joined to `seconds` s."""
+    import numpy as np
+
+    from modeling_fusion.audio_input import load_audio
+
+    parts, total = [], 0
+    for path in sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in (".wav", ".flac", ".ogg", ".mp3")):
+        parts.append(load_audio(path, rate))
+        total += len(parts[-1])
+        if total >= seconds * rate:
+            return np.concatenate(parts)[: int(seconds * rate)]
+    raise ValueError(f"{folder} holds less than {seconds} s of audio")
+
+
+def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=None):
     import torch
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -97,16 +115,23 @@ def differences(backbones, seconds, chunk_s, output):
 
     from modeling_fusion import BACKBONES as CLASSES
     from modeling_fusion.chunking import chunk_spec, embed_long_clip
+    from modeling_fusion.model_source import load_pretrained
 
     torch.set_num_threads(1)
-    lines = [f"Chunked ({chunk_s:g} s chunks) vs whole-clip pass on {seconds:g} s of noise, full-size random models.",
+    what = (f"{Path(model_dir).name} (real weights) on {Path(audio_dir).name} audio" if model_dir
+            else "noise, full-size random models")
+    lines = [f"Chunked ({chunk_s:g} s chunks) vs whole-clip pass on {seconds:g} s of {what}.",
              "", "| backbone | exact by design | frames max abs | frames max rel | clip max abs | clip max rel | "
-             "per-layer clip max rel |", "|---|---|---|---|---|---|---|"]
+             "per-layer clip max rel | clip cosine |", "|---|---|---|---|---|---|---|---|"]
     for backbone in backbones:
-        config_class = CLASSES[backbone][0]
-        defaults = {key: getattr(config_class(), key) for key in TINY[backbone]}  # full size, tests' random init
-        model, extractor = tiny_model(backbone, **defaults)
-        audio = noise(seconds, extractor.sampling_rate, seed=1)
+        if model_dir:
+            model, extractor = load_pretrained(model_dir, "")
+        else:
+            config_class = CLASSES[backbone][0]
+            defaults = {key: getattr(config_class(), key) for key in TINY[backbone]}  # full size, tests' random init
+            model, extractor = tiny_model(backbone, **defaults)
+        rate = extractor.sampling_rate
+        audio = joined_audio(audio_dir, seconds, rate) if audio_dir else noise(seconds, rate, seed=1)
         whole = embed_long_clip(model, extractor, audio, None, output_hidden_states=True)
         chunked = embed_long_clip(model, extractor, audio, chunk_s, output_hidden_states=True)
 
@@ -119,10 +144,11 @@ def differences(backbones, seconds, chunk_s, output):
         layers = max(gap(a, b)[1] for a, b in zip(whole.pooled_hidden_states, chunked.pooled_hidden_states)
                      if float(a.abs().max()) > 0)
         exact = chunk_spec(model.config, extractor).exact
+        cosine = float(torch.nn.functional.cosine_similarity(whole.pooler_output, chunked.pooler_output).min())
         lines.append(f"| {backbone} | {'yes' if exact else 'no'} | {frames[0]:.2g} | {frames[1]:.2g} | {clip[0]:.2g} | "
-                     f"{clip[1]:.2g} | {layers:.2g} |")
+                     f"{clip[1]:.2g} | {layers:.2g} | {cosine:.5f} |")
         print(lines[-1], flush=True)
-    Path(f"{output}_differences.md").write_text("\n".join(lines) + "\n")
+    Path(f"{output}_differences{'_' + Path(model_dir).name if model_dir else ''}.md").write_text("\n".join(lines) + "\n")
 
 
 def measure(backbone, mode, minutes, threads):
@@ -180,11 +206,15 @@ def main():
     parser.add_argument("--differences", action="store_true", help="compare chunked and whole-clip outputs")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length for --differences")
     parser.add_argument("--chunk-length-s", type=float, default=10.0, help="chunk length for --differences")
+    parser.add_argument("--model", help="--differences: a model folder with real weights (one backbone)")
+    parser.add_argument("--audio-dir", help="--differences: real audio files to join, instead of noise")
     args = parser.parse_args()
     if args.worker:
         return worker(args.worker[0], args.worker[1], float(args.worker[2]), args.threads)
     if args.differences:
-        return differences(args.backbones, args.seconds, args.chunk_length_s, args.output)
+        if args.model and len(args.backbones) != 1:
+            parser.error("--model needs exactly one --backbones entry (the model's)")
+        return differences(args.backbones, args.seconds, args.chunk_length_s, args.output, args.model, args.audio_dir)
     results = []
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
