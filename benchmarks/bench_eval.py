@@ -129,14 +129,16 @@ def bench_probe(n_train, dim, classes, epochs, bare_clips, workdir):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--model", help="model folder (default: a random full-size CNN14)")
-    parser.add_argument("--clips", type=int, default=64)
-    parser.add_argument("--unit-sec", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--probe-clips", type=int, default=2000)
-    parser.add_argument("--probe-dim", type=int, default=6144)
-    parser.add_argument("--probe-epochs", type=int, default=50)
+    parser.add_argument("--clips", type=int, default=64, help="synthetic 16 kHz clips for the extraction timing")
+    parser.add_argument("--unit-sec", type=float, default=1.0, help="clip length in seconds")
+    parser.add_argument("--batch-size", type=int, default=32, help="extraction batch")
+    parser.add_argument("--probe-clips", type=int, default=2000,
+                        help="random embeddings the probe trains on (300000 = NSynth size), written to a disk cache")
+    parser.add_argument("--probe-dim", type=int, default=6144, help="embedding width (6144 = CNN14-Fusion#3#6)")
+    parser.add_argument("--probe-epochs", type=int, default=50, help="probe epochs (all run: patience as long)")
     parser.add_argument("--bare-clips", type=int, default=20000,
                         help="clips of the in-memory bare Adam loop (its time is scaled to --probe-clips)")
     args = parser.parse_args()
