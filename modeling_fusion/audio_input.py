@@ -236,6 +236,8 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
             f"target_sr={expected_rate}), or load_audio(audio, {expected_rate}, source_rate={sampling_rate}) from "
             "this model's audio_input module."
         )
+    if isinstance(raw_audio, (list, tuple)) and not len(raw_audio):
+        raise ValueError(f"{name}: got an empty batch; give at least one clip.")
     tensors = keep_tensors and _is_float_tensors(raw_audio)
     if tensors:  # detached float32, as the numpy path rounds to float32; views of float32 input
         raw_audio = ([clip.detach().float() for clip in raw_audio] if isinstance(raw_audio, (list, tuple))

@@ -70,15 +70,17 @@ def test_cache_key_follows_weights_and_config(paths):
     assert Embedder(str(paths / "model")).cache_key() != embedder.cache_key()
 
 
-def test_resume_after_interruption(paths, tmp_path):
+def test_resume_after_interruption(paths, tmp_path, capsys):
     _, reference = run(paths, tmp_path / "reference")
     broken = CountingEmbedder(str(paths / "model"), fail_after=5)  # 5 batches of 2 fill chunks 0-1 (5 clips each)
     with pytest.raises(KeyboardInterrupt):
         run(paths, tmp_path / "resumed", broken)
     assert ViewCache(tmp_path / "resumed", np.arange(18), 5, {}).missing(["fusion_3_6", "plain"]) == [2, 3]
     resumed = CountingEmbedder(str(paths / "model"))
+    capsys.readouterr()
     computed, cache = run(paths, tmp_path / "resumed", resumed)
     assert computed == 8 and resumed.clips == 8, "only chunks 2-3 (5 + 3 clips) are encoded again"
+    assert "resuming, 10 of 18 clips already in" in capsys.readouterr().out
     for key in ("fusion_3_6", "plain"):
         np.testing.assert_array_equal(cache.load(key), reference.load(key))
     np.testing.assert_array_equal(cache.info()[0], reference.info()[0])

@@ -172,3 +172,16 @@ def test_parquet_hub_layout_cached_hub_id_and_split_file_end_to_end(fsdd, tmp_pa
         accuracies = [task["representations"][key]["seeds"]["42"]["accuracy"] for task in (plain, hub, joined)]
         assert accuracies[0] == accuracies[1] == accuracies[2], key
     assert plain["representations"]["fusion_3_6"]["mean"] > 0.5, "3 digits: a random tiny CNN14 beats chance (1/3)"
+
+
+def test_ctrl_c_exits_with_a_resume_hint(tmp_path, capsys, monkeypatch):
+    import fusion_eval.cli as cli
+
+    def interrupted(args, tasks):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "run", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", "m", "--task", "fsdd", "--output", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert exit_info.value.code == 130
+    assert f"interrupted; finished cache chunks are kept in {tmp_path / 'c'}" in capsys.readouterr().err

@@ -181,6 +181,9 @@ def test_tensor_batches_on_the_device_equal_numpy_clips(name):
         extractor(batch.T, sampling_rate=rate, device=DEVICE)
     with pytest.raises(ValueError, match="expects"):
         extractor(batch, sampling_rate=rate // 2, device=DEVICE)
+    for device in (None, DEVICE):
+        with pytest.raises(ValueError, match="got an empty batch"):
+            extractor([], sampling_rate=rate, device=device)
 
 
 @pytest.mark.parametrize("name", list(EXTRACTORS))
