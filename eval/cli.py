@@ -102,7 +102,7 @@ def main(argv=None):
     except (ValueError, OSError) as error:  # bad input, or a model/data path that cannot be read
         parser.exit(2, f"fusion-eval: error: {error}\n")
     except KeyboardInterrupt:
-        parser.exit(130, f"fusion-eval: interrupted; finished cache chunks are kept in {args.cache_dir}: run the same "
+        parser.exit(130, f"\nfusion-eval: interrupted; finished cache chunks are kept in {args.cache_dir}: run the same "
                          "command again to resume\n")
 
 

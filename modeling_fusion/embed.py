@@ -51,10 +51,9 @@ def load_model(model_id, random_weights_demo=None):
     check_model_source(model_id)
     return load_pretrained(
         model_id,
-        "Convert a published checkpoint into a folder first, e.g.\n"
-        "  python -m modeling_fusion.hub build cnn14-16k-fusion-3-6 --checkpoint Cnn14_16k_mAP=0.438.pth "
-        "--output cnn14-16k\n"
-        "or, only to try the pipeline, pass --random-weights-demo BACKBONE (embeddings will be meaningless).")
+        "Convert a published checkpoint into a folder first (`python -m modeling_fusion.hub build NAME --checkpoint "
+        "FILE --output DIR`; `python -m modeling_fusion.hub list` shows the names), or, only to try the pipeline, "
+        "pass --random-weights-demo BACKBONE (embeddings will be meaningless).")
 
 
 def run_fingerprint(model_id, files, args):

@@ -24,6 +24,9 @@ def check_fusion_options(fusion_layers, first, last, layers_described, pooling, 
     """The options every fusion config shares -> `fusion_layers` sorted without repeats. Raises ValueError
     naming the option: layers outside first-last ("fusion_layers must be {layers_described}, got ..."), or a
     pooling / embedding_type / classifier_input outside `poolings` / EMBEDDING_TYPES / CLASSIFIER_INPUTS."""
+    if isinstance(fusion_layers, (str, bytes)) or not hasattr(fusion_layers, "__iter__") or not all(
+            float(layer) == int(layer) for layer in fusion_layers):
+        raise ValueError(f"fusion_layers must be a list of {layers_described}, got {fusion_layers!r}")
     layers = sorted({int(layer) for layer in fusion_layers})
     if not layers or not all(first <= layer <= last for layer in layers):
         raise ValueError(f"fusion_layers must be {layers_described}, got {layers}")

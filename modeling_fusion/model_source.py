@@ -67,4 +67,4 @@ def load_pretrained(model_id, hint):
         return (AutoModel.from_pretrained(model_id, trust_remote_code=True).eval(),
                 AutoFeatureExtractor.from_pretrained(model_id, trust_remote_code=True))
     except OSError as error:
-        raise ValueError(f"cannot load {model_id!r} ({error}).\n{hint}") from None
+        raise ValueError(f"cannot load {model_id!r}: {str(error).rstrip('.')}. {hint}") from None

@@ -170,6 +170,10 @@ def test_model_rejects_bad_input(model):
     (dict(num_mel_bins=128), "64 mel bins"),
     (dict(pooling="attention"), "pooling must be"),
     (dict(embedding_type="pca"), "embedding_type must be"),
+    (dict(fusion_layers=10), "fusion_layers must be a list of"),  # the shared check of every fusion config
+    (dict(fusion_layers="1015"), "fusion_layers must be a list of"),
+    (dict(fusion_layers=[10.5, 15]), "fusion_layers must be a list of"),
+    (dict(classifier_input="cls"), "classifier_input must be one of"),
 ])
 def test_config_rejects_bad_values(kwargs, message):
     with pytest.raises(ValueError, match=message):
