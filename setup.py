@@ -1,4 +1,4 @@
-from setuptools import setup
+from setuptools import find_packages, setup
 
 setup(
     name="modeling-fusion",
@@ -8,9 +8,9 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.11",
-    packages=["modeling_fusion", "fusion_eval", "fusion_eval.metrics"],
-    package_dir={"fusion_eval": "eval"},
-    package_data={"fusion_eval": ["metrics/*.py"]},
+    packages=find_packages(include=["modeling_fusion", "modeling_fusion.*", "fusion_eval", "fusion_eval.*"]),
+    # the published variants and model-card sources are read at run time by `python -m modeling_fusion.hub`
+    package_data={"modeling_fusion.hub": ["configs/*/*.json", "cards/*"]},
     install_requires=[
         "torch>=2.9,<2.15",
         "transformers>=5.23,<6",
@@ -44,7 +44,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "fusion-embed=modeling_fusion.embed:main",
+            "fusion-embed=modeling_fusion.cli.embed:main",
             "fusion-eval=fusion_eval.cli:main",
         ]
     },

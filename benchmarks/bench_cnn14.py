@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from memory import PeakMemory  # noqa: E402
 from panns_reference import random_panns_cnn14  # noqa: E402
 
-from modeling_fusion.convert_cnn14 import convert_state_dict  # noqa: E402
+from modeling_fusion.convert.cnn14 import convert_state_dict  # noqa: E402
 from modeling_fusion.configuration_cnn14 import Cnn14FusionConfig  # noqa: E402
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor  # noqa: E402
 from modeling_fusion.fusion import fuse_layers, pool_frames  # noqa: E402

@@ -74,7 +74,7 @@ def worker(backbone, mode, minutes, threads):
         def run():
             return pipe(audio)["embedding"].shape
     else:
-        from modeling_fusion.hear import HearModel, get_timestamp_embeddings
+        from modeling_fusion.harness.hear import HearModel, get_timestamp_embeddings
 
         hear_model = HearModel(model, extractor)
         clip = torch.from_numpy(audio)[None]
@@ -115,7 +115,7 @@ def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=N
 
     from modeling_fusion import BACKBONES as CLASSES
     from modeling_fusion.chunking import chunk_spec, embed_long_clip
-    from modeling_fusion.model_source import load_pretrained
+    from modeling_fusion.cli.model_source import load_pretrained
 
     torch.set_num_threads(1)
     what = (f"{Path(model_dir).name} (real weights) on {Path(audio_dir).name} audio" if model_dir

@@ -27,7 +27,7 @@ from memory import PeakMemory  # noqa: E402
 from vggish_reference import random_torchvggish, vggish_input  # noqa: E402
 
 from modeling_fusion.configuration_vggish import VGGishFusionConfig  # noqa: E402
-from modeling_fusion.convert_vggish import convert_state_dict  # noqa: E402
+from modeling_fusion.convert.vggish import convert_state_dict  # noqa: E402
 from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor  # noqa: E402
 from modeling_fusion.modeling_vggish import VGGishFusionModel  # noqa: E402
 

@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 
 from modeling_fusion import BACKBONES
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 # Parity bounds: max |device - CPU| / max |CPU| of the clip embeddings (pooler_output). fp32 on a GPU runs
 # cuDNN convolutions in TF32 by default (10-bit mantissa), so it is not bitwise CPU; bf16 autocast keeps 8 bits.
@@ -124,7 +124,7 @@ def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cach
 def decode_alone(table, rows, unit, batch_size, pin_memory):
     """clips/s of fusion-eval's DataLoader alone over table rows `rows` (workers decode, resample and fix lengths;
     collate; pin)."""
-    from fusion_eval.audio import ClipCollator, ClipDataset
+    from fusion_eval.clips import ClipCollator, ClipDataset
     from fusion_eval.extract import default_num_workers
 
     loader = torch.utils.data.DataLoader(ClipDataset(table, rows, "start", unit, 42), batch_size=batch_size,

@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_check import noise_folder  # noqa: E402
 
-from fusion_eval.audio import ClipCollator, ClipDataset  # noqa: E402
+from fusion_eval.clips import ClipCollator, ClipDataset  # noqa: E402
 from fusion_eval.datasource import load_table  # noqa: E402
 from fusion_eval.tasks import resolve_task  # noqa: E402
 

@@ -18,7 +18,7 @@ from datasets import Audio, load_dataset
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification, Trainer, TrainingArguments
 
 from modeling_fusion.audio_input import load_audio
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 
 def load_splits(data_dir, label_column, limit=None):

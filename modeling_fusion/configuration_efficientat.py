@@ -46,7 +46,7 @@ class EfficientATFusionConfig(PretrainedConfig):
         width_mult: channel width multiplier of MobileNetV3-Large (mn04 = 0.4, mn10 = 1.0, mn40 = 4.0).
         fusion_layers: layers (1-17, i.e. features.0-16) fused into `last_hidden_state`. The default,
             12 + 14 (features.11 + features.13, 384 + 256 = 640-d), was chosen for mn04_as on validation
-            data only (eval/reports/efficientat_mn04.md).
+            data only (reports/efficientat_mn04.md).
         pooling: temporal pooling of the clip embedding, "mean+max" (sum), "mean" or "max".
         embedding_type: "fusion" (the paper's method) or "plain" (EfficientAT's embedding: the
             global average of features.16).

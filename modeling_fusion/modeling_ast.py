@@ -7,7 +7,7 @@ from transformers import ASTConfig, ASTModel, PreTrainedModel
 
 from .configuration_ast import AstFusionConfig
 from .fusion import frame_features, grouped_forward, pool_frames
-from .heads import classify
+from .classification import classify
 
 
 def adapt_position_embeddings(position_embeddings, grid, time_patches):

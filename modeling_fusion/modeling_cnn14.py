@@ -7,7 +7,7 @@ from transformers import PreTrainedModel
 
 from .configuration_cnn14 import Cnn14FusionConfig
 from .fusion import fuse_layers, grouped_forward, pool_frames
-from .heads import classify
+from .classification import classify
 
 MIN_FRAMES = 32
 

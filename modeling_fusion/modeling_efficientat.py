@@ -7,7 +7,7 @@ from transformers import PreTrainedModel
 
 from .configuration_efficientat import BLOCKS, NUM_STAGES, EfficientATFusionConfig, round_channels
 from .fusion import fuse_layers, grouped_forward, pool_frames
-from .heads import classify
+from .classification import classify
 
 
 class EfficientATConvNorm(nn.Module):

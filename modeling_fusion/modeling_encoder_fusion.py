@@ -9,7 +9,7 @@ from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_encoder_fusion import AST, CLAP, WHISPER, EncoderFusionConfig
 from .fusion import AudioFusionOutput, forward_by_length, frame_features, fuse_layers, lengths_from_mask, pool_frames
-from .heads import classification_loss
+from .classification import classification_loss
 
 
 def build_encoder(encoder_config):
@@ -258,7 +258,7 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
 class EncoderFusionForAudioClassification(EncoderFusionPreTrainedModel):
     """A linear classifier on the fused clip embedding (`config.classifier_input == "fusion"`, e.g. a
     `fusion-eval --export-classifier` probe) or on the last layer's ("plain"). Returns logits [B, num_labels];
-    `labels` give a loss (`heads.classification_loss`)."""
+    `labels` give a loss (`classification.classification_loss`)."""
 
     def __init__(self, config):
         super().__init__(config)

@@ -7,7 +7,7 @@ from transformers import PreTrainedModel
 
 from .configuration_vggish import EXAMPLE_FRAMES, FRAMES_PER_EXAMPLE, NUM_LAYERS, PLAIN_LAYER, VGGishFusionConfig
 from .fusion import AudioFusionOutput, frame_features, pool_frames
-from .heads import classify
+from .classification import classify
 
 CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A without its fifth group
 EXAMPLES_PER_CHUNK = 32  # on CPU, see VGGishFusionModel._example_frames

@@ -11,7 +11,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_yamnet import LAYERS, NUM_LAYERS, YAMNetFusionConfig
 from .fusion import fuse_layers, grouped_forward, pool_frames
-from .heads import classification_loss, classify
+from .classification import classification_loss, classify
 
 PATCHES_PER_CHUNK = 64  # patches encoded at once for the plain embedding: ~40 MB of activations on CPU
 
@@ -68,7 +68,7 @@ class YAMNetFusionModel(YAMNetPreTrainedModel):
     ceil(T / stride)) and flattened channel-major. This gives one regular frame grid, no frame twice
     (per-patch maps would repeat every 0.48 s of audio twice) and half the work of the per-patch
     pass; it equals YAMNet's per-patch computation exactly for a one-patch clip. Interior frames of
-    longer clips see real audio where a patch sees its zero padding: eval/reports/yamnet.md gives the
+    longer clips see real audio where a patch sees its zero padding: reports/yamnet.md gives the
     measured differences.
 
     The plain embedding is YAMNet's own: each 0.96 s patch through the body on its own, layer 14

@@ -1,4 +1,4 @@
-"""Write eval/reports/efficientat_mn04.md + .png from the study's numbers (eval/reports/efficientat_mn04.json).
+"""Write reports/efficientat_mn04.md + .png from the study's numbers (reports/efficientat_mn04.json).
 
     python scripts/efficientat_report.py --sweep outputs/effat_sweep_spc/results.json \
         outputs/effat_sweep_rest/results.json --candidates outputs/effat_study/candidates.json

@@ -10,7 +10,7 @@ import torch
 from modeling_fusion.configuration_cnn14 import Cnn14FusionConfig
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_cnn14 import Cnn14ForAudioClassification
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 
 def main(argv=None):

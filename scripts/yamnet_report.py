@@ -1,4 +1,4 @@
-"""Write eval/reports/yamnet.md (+ .png) from the sweep, the validation-only fusion choice and a
+"""Write reports/yamnet.md (+ .png) from the sweep, the validation-only fusion choice and a
 measurement of how fusion frames differ when the body runs per 0.96 s patch or over the whole clip.
 
     python scripts/yamnet_report.py --model models/yamnet --data-dir ../shared/data \

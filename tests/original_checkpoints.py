@@ -31,7 +31,7 @@ def wav2vec2_base_folder(path):
 
 def efficientat_checkpoint(path):
     """mn04_as's flat upstream state dict (features.N.block.J..., classifier.2/.5), random weights."""
-    from modeling_fusion.convert_efficientat import key_mapping
+    from modeling_fusion.convert.efficientat import key_mapping
 
     model = random_model(seed=4)
     ours = model.state_dict()

@@ -14,7 +14,7 @@ from modeling_fusion.feature_extraction_ast import AstFusionFeatureExtractor
 from modeling_fusion.modeling_ast import AstFusionForAudioClassification, AstFusionModel
 
 REMOTE_FILES = {"configuration_ast.py", "modeling_ast.py", "feature_extraction_ast.py", "fusion.py",
-                "audio_input.py", "heads.py"}
+                "audio_input.py", "classification.py"}
 SMALL = dict(hidden_size=128, num_attention_heads=2, num_hidden_layers=2, intermediate_size=160)
 
 

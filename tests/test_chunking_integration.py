@@ -8,9 +8,9 @@ from conftest import run_clean_process
 
 from modeling_fusion.audio_input import load_audio
 from modeling_fusion.chunking import embed_long_clip
-from modeling_fusion.embed import main as embed_main
+from modeling_fusion.cli.embed import main as embed_main
 from modeling_fusion.pipeline_audio_embedding import AudioEmbeddingPipeline
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 
 def test_pipeline_chunks_long_clips_and_keeps_short_ones_exact():

@@ -18,7 +18,7 @@ import torch
 from panns_reference import random_panns_cnn14
 
 from conftest import SHARED
-from modeling_fusion.convert_cnn14 import convert
+from modeling_fusion.convert.cnn14 import convert
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_cnn14 import Cnn14ForAudioClassification
 

@@ -13,7 +13,7 @@ from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_cnn14 import Cnn14ForAudioClassification, Cnn14FusionModel
 
 REMOTE_FILES = {"configuration_cnn14.py", "modeling_cnn14.py", "feature_extraction_cnn14.py", "fusion.py",
-                "audio_input.py", "heads.py"}
+                "audio_input.py", "classification.py"}
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 from conftest import REPO, run_clean_process, shared_path
 from efficientat_testing import noise, random_model
 
-from modeling_fusion.audioset_labels import load_audioset_labels
+from modeling_fusion.convert.audioset_labels import load_audioset_labels
 from modeling_fusion.chunking import embed_long_clip
 from modeling_fusion.convert import main as convert_main
-from modeling_fusion.convert_efficientat import convert, infer_width_mult, key_mapping
+from modeling_fusion.convert.efficientat import convert, infer_width_mult, key_mapping
 from modeling_fusion.feature_extraction_efficientat import EfficientATFeatureExtractor
 from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
@@ -50,7 +50,7 @@ def test_folder_contents_and_library_load(converted, golden):
     }
     assert preprocessor["sampling_rate"] == 32000 and "mel_filters" not in preprocessor and "window" not in preprocessor
     for name in ("configuration_efficientat.py", "modeling_efficientat.py", "feature_extraction_efficientat.py",
-                 "fusion.py", "audio_input.py", "heads.py", "model.safetensors", "preprocessor_config.json"):
+                 "fusion.py", "audio_input.py", "classification.py", "model.safetensors", "preprocessor_config.json"):
         assert (converted / name).exists(), name
     model = AutoModelForAudioClassification.from_pretrained(converted).eval()
     extractor = AutoFeatureExtractor.from_pretrained(converted)

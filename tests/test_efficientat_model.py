@@ -8,7 +8,7 @@ import torch
 from efficientat_testing import noise, random_model
 
 from modeling_fusion.configuration_efficientat import NUM_STAGES, EfficientATFusionConfig
-from modeling_fusion.convert_efficientat import PUBLISHED_WIDTHS
+from modeling_fusion.convert.efficientat import PUBLISHED_WIDTHS
 from modeling_fusion.feature_extraction_efficientat import EfficientATFeatureExtractor
 from modeling_fusion.modeling_efficientat import EfficientATForAudioClassification, EfficientATFusionModel
 

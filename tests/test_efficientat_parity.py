@@ -11,10 +11,10 @@ import pytest
 import torch
 from conftest import shared_path
 
-from modeling_fusion.audioset_labels import load_audioset_labels
-from modeling_fusion.checkpoints import load_torch_checkpoint
+from modeling_fusion.convert.audioset_labels import load_audioset_labels
+from modeling_fusion.convert.checkpoints import load_torch_checkpoint
 from modeling_fusion.configuration_efficientat import NUM_STAGES, EfficientATFusionConfig
-from modeling_fusion.convert_efficientat import key_mapping
+from modeling_fusion.convert.efficientat import key_mapping
 from modeling_fusion.feature_extraction_efficientat import EfficientATFeatureExtractor
 from modeling_fusion.modeling_efficientat import EfficientATForAudioClassification
 

@@ -6,7 +6,7 @@ import soundfile as sf
 import torch
 from eval_testing import tiny_cnn14_folder
 
-from modeling_fusion import embed
+from modeling_fusion.cli import embed
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_cnn14 import Cnn14FusionModel
 

@@ -13,12 +13,12 @@ from original_checkpoints import wav2vec2_base_folder
 from transformers import AutoFeatureExtractor, Wav2Vec2Model
 
 from conftest import shared_path
-from fusion_eval.audio import fix_length
+from fusion_eval.clips import fix_length
 from fusion_eval.cache import ViewCache
 from fusion_eval.cli import main
 from fusion_eval.datasource import load_table
 from fusion_eval.tasks import resolve_task
-from modeling_fusion import hub
+from modeling_fusion.hub import publish as hub
 from modeling_fusion.convert import main as convert_main
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
 

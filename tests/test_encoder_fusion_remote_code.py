@@ -15,7 +15,7 @@ from modeling_fusion.convert import main as convert_main
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
 
 FAMILIES = ["wav2vec2", "hubert", "wavlm", "data2vec-audio", "whisper", "clap", "ast"]
-REMOTE_FILES = {"configuration_encoder_fusion.py", "modeling_encoder_fusion.py", "fusion.py", "heads.py",
+REMOTE_FILES = {"configuration_encoder_fusion.py", "modeling_encoder_fusion.py", "fusion.py", "classification.py",
                 "pipeline_audio_embedding.py"}
 EXTRACTORS = {"wav2vec2": "Wav2Vec2FeatureExtractor", "hubert": "Wav2Vec2FeatureExtractor",
               "wavlm": "Wav2Vec2FeatureExtractor", "data2vec-audio": "Wav2Vec2FeatureExtractor",

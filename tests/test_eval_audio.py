@@ -6,7 +6,7 @@ import torch
 from datasets import Audio, Dataset
 from eval_testing import synthetic_folder, tone
 
-from fusion_eval.audio import ClipCollator, ClipDataset, crop_offset, fix_length
+from fusion_eval.clips import ClipCollator, ClipDataset, crop_offset, fix_length
 from fusion_eval.datasource import load_table
 from fusion_eval.tasks import resolve_task
 

@@ -12,7 +12,7 @@ from conftest import shared_path
 from eval_testing import synthetic_folder, tiny_cnn14_folder
 from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2Model
 
-from fusion_eval.audio import fix_length
+from fusion_eval.clips import fix_length
 from fusion_eval.cache import ViewCache
 from fusion_eval.cli import main
 from fusion_eval.datasource import load_table

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from conftest import REPO, shared_path
-from modeling_fusion.convert_efficientat import convert
+from modeling_fusion.convert.efficientat import convert
 from transformers import AutoModelForAudioClassification, pipeline
 
 

@@ -1,4 +1,4 @@
-"""HEAR 2021 API (modeling_fusion.hear) and the X-ARES encoder (modeling_fusion/xares.py), checked the way
+"""HEAR 2021 API (modeling_fusion.harness.hear) and the X-ARES encoder (modeling_fusion/harness/xares.py), checked the way
 hear-validator (v2021.0.6, `hearvalidator/validate.py`) and X-ARES (`xares.utils.attr_from_py_path`,
 `xares.audio_encoder_checker.check_audio_encoder`) check them; neither harness installs here (TensorFlow,
 torchaudio), so their checks are replayed."""
@@ -15,12 +15,12 @@ from conftest import REPO
 from encoder_testing import tiny_encoder
 from transformers import AutoFeatureExtractor, AutoModel
 
-from modeling_fusion import hear
+from modeling_fusion.harness import hear
 from modeling_fusion.chunking import embed_long_clip
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 HEAR_RATES = (16000, 22050, 32000, 44100, 48000)  # hear-validator 2021.0.6 ACCEPTABLE_SAMPLE_RATE
 CASES = {  # backbone (and rate) -> (first timestamp, hop) in ms from the frame arithmetic of chunking.py
@@ -162,8 +162,8 @@ XARES_CASES = {"cnn14": (80, 9), "yamnet": (4096, 10)}
 def test_xares_loads_the_encoder_file_as_xares_does(backbone, request, monkeypatch):
     monkeypatch.setenv("FUSION_XARES_MODEL", str(request.getfixturevalue(f"{backbone}_folder")))
     output_dim, num_frames = XARES_CASES[backbone]
-    path = "modeling_fusion/xares.py"  # xares.utils.attr_from_py_path: path -> module name, one *Encoder attribute
-    sys.modules.pop("modeling_fusion.xares", None)
+    path = "modeling_fusion/harness/xares.py"  # xares.utils.attr_from_py_path: path -> module name, one *Encoder attribute
+    sys.modules.pop("modeling_fusion.harness.xares", None)
     module = importlib.import_module(path.replace("/", ".")[:-3])
     names = [name for name in dir(module) if name.endswith("Encoder")]
     assert names == ["FusionEncoder"]
@@ -183,7 +183,7 @@ def test_xares_file_also_loads_by_its_path_outside_the_package(cnn14_folder, mon
     """Loaders that import the encoder file by path (spec_from_file_location) get the same encoder."""
     monkeypatch.setenv("FUSION_XARES_MODEL", str(cnn14_folder))
     copy = tmp_path / "my_xares_encoder.py"
-    copy.write_text((REPO / "modeling_fusion" / "xares.py").read_text())
+    copy.write_text((REPO / "modeling_fusion" / "harness" / "xares.py").read_text())
     spec = importlib.util.spec_from_file_location("my_xares_encoder", copy)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -10,7 +10,7 @@ from huggingface_hub import ModelCard
 from original_checkpoints import ORIGINAL_CHECKPOINTS
 
 from conftest import SHARED, run_clean_process
-from modeling_fusion import hub
+from modeling_fusion.hub import publish as hub
 from transformers import AutoFeatureExtractor, AutoModel
 
 

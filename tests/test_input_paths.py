@@ -30,7 +30,7 @@ from efficientat_testing import random_model as random_efficientat
 from eval_testing import TINY_CNN14, tiny_cnn14_folder
 
 from conftest import shared_path
-from modeling_fusion import embed
+from modeling_fusion.cli import embed
 from modeling_fusion.audio_input import load_audio, resampler_tag
 from modeling_fusion.configuration_ast import AstFusionConfig
 from modeling_fusion.configuration_cnn14 import Cnn14FusionConfig
@@ -39,7 +39,7 @@ from modeling_fusion.feature_extraction_ast import AstFusionFeatureExtractor
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.feature_extraction_efficientat import EfficientATFeatureExtractor
 from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor
-from modeling_fusion.model_source import check_model_source, looks_local
+from modeling_fusion.cli.model_source import check_model_source, looks_local
 from modeling_fusion.modeling_ast import AstFusionModel
 from modeling_fusion.modeling_cnn14 import Cnn14FusionModel
 from modeling_fusion.modeling_vggish import VGGishFusionModel
@@ -170,7 +170,7 @@ def test_every_entry_point_and_input_kind_gives_one_embedding(backbone, backbone
 def test_fusion_eval_clip_equals_the_fixed_clip_of_the_other_entry_points(backbone, backbones, sources, tmp_path):
     """fusion-eval's dataset path decodes at the file's own rate and resamples with the same soxr call, so its
     clip (fixed to unit_sec) is the reference clip fixed the same way, sample for sample."""
-    from fusion_eval.audio import ClipDataset, fix_length
+    from fusion_eval.clips import ClipDataset, fix_length
     from fusion_eval.datasource import load_table
     from fusion_eval.tasks import resolve_task
 
@@ -196,7 +196,7 @@ def test_fusion_eval_clip_equals_the_fixed_clip_of_the_other_entry_points(backbo
 def test_fusion_eval_cached_embedding_equals_fusion_embed_on_the_fixed_clip(sources, tmp_path):
     """The whole fusion-eval path (DataLoader, features on the accelerator, cache) on a saved CNN14 folder."""
     from accelerate import Accelerator
-    from fusion_eval.audio import fix_length
+    from fusion_eval.clips import fix_length
     from fusion_eval.cache import ViewCache
     from fusion_eval.datasource import load_table
     from fusion_eval.extract import extract

@@ -15,7 +15,7 @@ from vggish_reference import (independent_frames, random_torchvggish, reference_
 
 from modeling_fusion import modeling_vggish
 from modeling_fusion.configuration_vggish import VGGishFusionConfig
-from modeling_fusion.convert_vggish import convert_state_dict
+from modeling_fusion.convert.vggish import convert_state_dict
 from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor
 from modeling_fusion.modeling_vggish import VGGishForAudioClassification, VGGishFusionModel
 

@@ -17,7 +17,7 @@ import torch
 from vggish_reference import (independent_frames, random_torchvggish, reference_examples, reference_layer_outputs,
                               scale_close, torchvggish_checkpoint)
 
-from modeling_fusion.convert_vggish import convert, convert_state_dict, detect_layout, load_pca
+from modeling_fusion.convert.vggish import convert, convert_state_dict, detect_layout, load_pca
 from modeling_fusion.modeling_vggish import VGGishFusionModel
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor
 from modeling_fusion.modeling_vggish import VGGishFusionModel
 
 REMOTE_FILES = {"configuration_vggish.py", "modeling_vggish.py", "feature_extraction_vggish.py", "fusion.py",
-                "audio_input.py", "heads.py", "pipeline_audio_embedding.py"}
+                "audio_input.py", "classification.py", "pipeline_audio_embedding.py"}
 
 
 @pytest.fixture(scope="module")

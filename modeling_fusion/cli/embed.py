@@ -24,9 +24,9 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .audio_files import list_audio
-from .audio_input import check_clip, load_audio, resampler_tag
-from .chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
+from .file_list import list_audio
+from ..audio_input import check_clip, load_audio, resampler_tag
+from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
 from .model_source import check_model_source, load_pretrained
 
 logger = logging.getLogger("fusion-embed")
@@ -39,7 +39,7 @@ def load_model(model_id, random_weights_demo=None):
     Raises ValueError at once for a missing folder or an unreachable Hub id (`check_model_source`).
     """
     if random_weights_demo:
-        from . import BACKBONES
+        from .. import BACKBONES
 
         config_class, model_class, _, extractor_class = BACKBONES[random_weights_demo]
         logger.warning(

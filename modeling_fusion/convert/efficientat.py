@@ -6,9 +6,9 @@ import torch
 
 from .audioset_labels import label_maps, load_audioset_labels
 from .checkpoints import load_torch_checkpoint
-from .configuration_efficientat import EfficientATFusionConfig
-from .feature_extraction_efficientat import EfficientATFeatureExtractor
-from .modeling_efficientat import EfficientATForAudioClassification
+from ..configuration_efficientat import EfficientATFusionConfig
+from ..feature_extraction_efficientat import EfficientATFeatureExtractor
+from ..modeling_efficientat import EfficientATForAudioClassification
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

@@ -4,7 +4,7 @@
         [--labels class_labels_indices.csv] [--results eval/.../results.json] [--push REPO_ID]
     python -m modeling_fusion.hub list
 
-A variant is a folder of `hub_configs/`: `variant.json` (backbone, source checkpoint, card
+A variant is a folder of `modeling_fusion/hub/configs/`: `variant.json` (backbone, source checkpoint, card
 metadata), `config.json` (the published model settings, applied on top of the conversion) and
 `preprocessor_config.json` (the front end the checkpoint must have; checked, not changed).
 """
@@ -20,12 +20,12 @@ from pathlib import Path
 from huggingface_hub import HfApi, get_token
 from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
-from .convert import CONVERTERS
+from ..convert import CONVERTERS
 from .model_card import render_card
-from .save_folder import save_model_folder
+from ..convert.save_folder import save_model_folder
 
 logger = logging.getLogger("modeling_fusion.hub")
-HUB_CONFIGS = Path(__file__).resolve().parents[1] / "hub_configs"
+HUB_CONFIGS = Path(__file__).resolve().parent / "configs"
 LICENSES = {
     "mit": "MIT License",
     "apache-2.0": "Apache License 2.0 (https://www.apache.org/licenses/LICENSE-2.0)",
@@ -156,5 +156,3 @@ def main(argv=None):
         sys.exit(f"error: {error}")
 
 
-if __name__ == "__main__":
-    main()

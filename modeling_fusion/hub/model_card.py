@@ -1,4 +1,4 @@
-"""Model cards for the Hub folders, rendered from `model_cards/template.md` with huggingface_hub."""
+"""Model cards for the Hub folders, rendered from `modeling_fusion/hub/cards/template.md` with huggingface_hub."""
 
 import json
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from transformers import AutoConfig
 
-CARDS = Path(__file__).resolve().parents[1] / "model_cards"
+CARDS = Path(__file__).resolve().parent / "cards"
 
 
 def paper_results(row):
@@ -31,7 +31,7 @@ def paper_markdown(rows):
 
 
 def render_card(variant, folder, repo_id, results=None):
-    """ModelCard for a built folder. `variant` is hub_configs/<name>/variant.json as a dict; `results`
+    """ModelCard for a built folder. `variant` is modeling_fusion/hub/configs/<name>/variant.json as a dict; `results`
     a fusion-eval results.json dict whose main representation goes into the model-index."""
     card = variant["card"]
     config = AutoConfig.from_pretrained(folder)

@@ -15,10 +15,10 @@ import numpy as np
 import torch
 
 from .audioset_labels import label_maps, load_audioset_labels
-from .configuration_yamnet import LAYERS, YAMNetFusionConfig
-from .feature_extraction_vggish import htk_mel_filters
-from .feature_extraction_yamnet import YAMNetFeatureExtractor
-from .modeling_yamnet import YAMNetForAudioClassification
+from ..configuration_yamnet import LAYERS, YAMNetFusionConfig
+from ..feature_extraction_vggish import htk_mel_filters
+from ..feature_extraction_yamnet import YAMNetFeatureExtractor
+from ..modeling_yamnet import YAMNetForAudioClassification
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

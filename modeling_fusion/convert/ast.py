@@ -11,10 +11,10 @@ from transformers import ASTFeatureExtractor, ASTForAudioClassification
 
 from .audioset_labels import NUM_AUDIOSET_CLASSES, label_maps, load_audioset_labels
 from .checkpoints import load_torch_checkpoint
-from .configuration_ast import AST_FIELDS, AstFusionConfig
-from .feature_extraction_ast import AstFusionFeatureExtractor
-from .model_source import check_model_source
-from .modeling_ast import AstFusionForAudioClassification
+from ..configuration_ast import AST_FIELDS, AstFusionConfig
+from ..feature_extraction_ast import AstFusionFeatureExtractor
+from ..cli.model_source import check_model_source
+from ..modeling_ast import AstFusionForAudioClassification
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

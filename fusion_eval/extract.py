@@ -15,7 +15,7 @@ import torch
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
 
-from .audio import ClipCollator, ClipDataset
+from .clips import ClipCollator, ClipDataset
 
 MAX_WORKERS = 8
 

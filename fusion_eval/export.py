@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-from modeling_fusion.save_folder import save_model_folder
+from modeling_fusion.convert.save_folder import save_model_folder
 
 
 def export_classifier(model_id, export, output, unit_sec, revision=None, trust_remote_code=False):

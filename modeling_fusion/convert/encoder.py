@@ -8,8 +8,8 @@ the weights are copied and the folder keeps the encoder's own feature extractor.
 
 import logging
 
-from .model_source import check_model_source
-from .modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
+from ..cli.model_source import check_model_source
+from ..modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

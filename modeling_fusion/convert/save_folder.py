@@ -4,7 +4,7 @@ from pathlib import Path
 
 from transformers.dynamic_module_utils import custom_object_save
 
-from .pipeline_audio_embedding import AudioEmbeddingPipeline
+from ..pipeline_audio_embedding import AudioEmbeddingPipeline
 
 
 def _class_path(cls):
@@ -17,7 +17,7 @@ def _model_classes(model):
     base = getattr(model, model.base_model_prefix, None)
     if base is not None:
         return type(base), type(model)
-    from . import BACKBONES, EncoderFusionForAudioClassification, EncoderFusionModel
+    from .. import BACKBONES, EncoderFusionForAudioClassification, EncoderFusionModel
 
     pairs = [(base, head) for _, base, head, _ in BACKBONES.values()]
     for base_class, head_class in pairs + [(EncoderFusionModel, EncoderFusionForAudioClassification)]:

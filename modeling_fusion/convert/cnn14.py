@@ -6,9 +6,9 @@ import numpy as np
 
 from .audioset_labels import label_maps, load_audioset_labels
 from .checkpoints import load_torch_checkpoint
-from .configuration_cnn14 import Cnn14FusionConfig
-from .feature_extraction_cnn14 import Cnn14FeatureExtractor
-from .modeling_cnn14 import Cnn14ForAudioClassification
+from ..configuration_cnn14 import Cnn14FusionConfig
+from ..feature_extraction_cnn14 import Cnn14FeatureExtractor
+from ..modeling_cnn14 import Cnn14ForAudioClassification
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

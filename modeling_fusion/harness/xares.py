@@ -1,8 +1,8 @@
 """An X-ARES encoder (jimbozhang/xares) for every model of this package, usable as X-ARES's encoder file:
 
-    FUSION_XARES_MODEL=models/efficientat-mn04 python -m xares.run --max-jobs 1 modeling_fusion/xares.py src/tasks/*.py
+    FUSION_XARES_MODEL=models/efficientat-mn04 python -m xares.run --max-jobs 1 modeling_fusion/harness/xares.py src/tasks/*.py
 
-X-ARES turns the file path into a module name (modeling_fusion.xares: run it from X-ARES's checkout with
+X-ARES turns the file path into a module name (modeling_fusion.harness.xares: run it from X-ARES's checkout with
 this package installed) and builds the module's one attribute whose name ends in "Encoder" with no
 arguments, so the model comes from the environment variable FUSION_XARES_MODEL (a converted folder or a
 Hub id; default: the published variant `hear.DEFAULT_MODEL`). Frames are the fused per-frame features
@@ -16,7 +16,7 @@ import os
 import torch
 
 # absolute import: X-ARES may load this file by its path, outside the package
-from modeling_fusion.hear import DEFAULT_MODEL, get_timestamp_embeddings, load_model
+from modeling_fusion.harness.hear import DEFAULT_MODEL, get_timestamp_embeddings, load_model
 
 MODEL_VARIABLE = "FUSION_XARES_MODEL"
 

@@ -1,6 +1,6 @@
 """The HEAR 2021 API (hear-eval-kit, hear-validator) for every model of this package.
 
-    python3 -m heareval.embeddings.runner modeling_fusion.hear --model MODEL_FOLDER --tasks-dir tasks
+    python3 -m heareval.embeddings.runner modeling_fusion.harness.hear --model MODEL_FOLDER --tasks-dir tasks
 
     model = load_model("models/efficientat-mn04")          # a converted folder or a Hub id
     embeddings, timestamps = get_timestamp_embeddings(audio, model)   # audio [n, samples], float in [-1, 1]
@@ -34,10 +34,10 @@ before the end of the audio.
 import numpy as np
 import torch
 
-from .chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
-from .model_source import check_model_source, load_pretrained
+from ..chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
+from ..cli.model_source import check_model_source, load_pretrained
 
-DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in hub_configs/
+DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in modeling_fusion/hub/configs/
 OPTIONS = ("chunk_length_s",)
 PROBE_SECONDS = 2.0  # audio used once at load time to read the embedding sizes
 

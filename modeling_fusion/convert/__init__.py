@@ -10,12 +10,12 @@ import sys
 
 # backbone -> module with add_arguments(parser) and run(args)
 CONVERTERS = {
-    "ast": "modeling_fusion.convert_ast",
-    "cnn14": "modeling_fusion.convert_cnn14",
-    "efficientat": "modeling_fusion.convert_efficientat",
-    "encoder": "modeling_fusion.convert_encoder",
-    "vggish": "modeling_fusion.convert_vggish",
-    "yamnet": "modeling_fusion.convert_yamnet",
+    "ast": "modeling_fusion.convert.ast",
+    "cnn14": "modeling_fusion.convert.cnn14",
+    "efficientat": "modeling_fusion.convert.efficientat",
+    "encoder": "modeling_fusion.convert.encoder",
+    "vggish": "modeling_fusion.convert.vggish",
+    "yamnet": "modeling_fusion.convert.yamnet",
 }
 
 
@@ -38,5 +38,3 @@ def main(argv=None):
     print(f"wrote {output}")
 
 
-if __name__ == "__main__":
-    main()

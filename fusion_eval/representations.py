@@ -21,7 +21,7 @@ import modeling_fusion  # noqa: F401  registers this package's models with the A
 from modeling_fusion import fusion as fusion_recipe
 from modeling_fusion import spectral
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
-from modeling_fusion.model_source import check_model_source
+from modeling_fusion.cli.model_source import check_model_source
 
 FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT", "yamnet": "YAMNet"}
 

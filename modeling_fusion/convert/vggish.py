@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from .checkpoints import load_torch_checkpoint
-from .configuration_vggish import VGGishFusionConfig
-from .feature_extraction_vggish import VGGishFeatureExtractor
-from .modeling_vggish import VGGishFusionModel
+from ..configuration_vggish import VGGishFusionConfig
+from ..feature_extraction_vggish import VGGishFeatureExtractor
+from ..modeling_vggish import VGGishFusionModel
 from .save_folder import save_model_folder
 
 logger = logging.getLogger(__name__)

@@ -1,0 +1,3 @@
+from .publish import main
+
+main()
