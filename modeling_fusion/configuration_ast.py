@@ -2,7 +2,7 @@
 
 from transformers import ASTConfig, PretrainedConfig
 
-from .fusion import POOLINGS, check_fusion_options
+from .fusion import POOLINGS, FusionConfigMixin
 
 # The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
 AST_FIELDS = (
@@ -13,7 +13,7 @@ AST_FIELDS = (
 AST_POOLINGS = ("cls+dist",) + POOLINGS
 
 
-class AstFusionConfig(PretrainedConfig):
+class AstFusionConfig(FusionConfigMixin, PretrainedConfig):
     """AST (Gong et al. 2021) on transformers' `ASTModel`, with the paper's block fusion on top.
 
     Args:
@@ -32,6 +32,7 @@ class AstFusionConfig(PretrainedConfig):
     """
 
     model_type = "ast-fusion"
+    poolings = AST_POOLINGS
 
     def __init__(
         self,
@@ -49,15 +50,15 @@ class AstFusionConfig(PretrainedConfig):
             raise ValueError(f"ast_config has keys that are not ASTConfig architecture fields: {unknown}")
         defaults = ASTConfig(**ast_config)
         self.ast_config = {name: getattr(defaults, name) for name in AST_FIELDS}
-        layers = self.ast_config["num_hidden_layers"]
-        fusion_layers = check_fusion_options(fusion_layers, 1, layers, f"block numbers 1-{layers}", pooling,
-                                             embedding_type, classifier_input, AST_POOLINGS)
         self.fusion_layers = fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type
         self.classifier_input = classifier_input
         self.classifier_layer_norm_eps = classifier_layer_norm_eps
         super().__init__(**kwargs)
+
+    def fusion_layer_range(self):
+        return 1, self.num_layers, f"block numbers 1-{self.num_layers}"
 
     @property
     def num_layers(self):

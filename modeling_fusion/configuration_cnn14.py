@@ -2,12 +2,13 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import check_fusion_options
+from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 CNN14_BLOCKS = 6
+MIN_FRAMES = 32  # five 2x2 average pools need 32 log-mel frames (about 0.31 s)
 
 
-class Cnn14FusionConfig(PretrainedConfig):
+class Cnn14FusionConfig(FusionConfigMixin, PretrainedConfig):
     """CNN14 (Kong et al. 2020) body after the log-mel front end, with the fusion recipe on top.
 
     Args:
@@ -22,6 +23,7 @@ class Cnn14FusionConfig(PretrainedConfig):
     """
 
     model_type = "cnn14-fusion"
+    checked_options = FUSION_OPTIONS + ("block_channels",)
 
     def __init__(
         self,
@@ -33,17 +35,22 @@ class Cnn14FusionConfig(PretrainedConfig):
         classifier_input="plain",
         **kwargs,
     ):
-        fusion_layers = check_fusion_options(fusion_layers, 1, CNN14_BLOCKS, f"ConvBlock numbers 1-{CNN14_BLOCKS}",
-                                             pooling, embedding_type, classifier_input)
-        if len(block_channels) != CNN14_BLOCKS:
-            raise ValueError(f"block_channels needs {CNN14_BLOCKS} entries, got {list(block_channels)}")
         self.num_mel_bins = num_mel_bins
-        self.block_channels = list(block_channels)
+        self.block_channels = block_channels
         self.fusion_layers = fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type
         self.classifier_input = classifier_input
         super().__init__(**kwargs)
+
+    def fusion_layer_range(self):
+        return 1, CNN14_BLOCKS, f"ConvBlock numbers 1-{CNN14_BLOCKS}"
+
+    def check_options(self, options):
+        if len(options["block_channels"]) != CNN14_BLOCKS:
+            raise ValueError(f"block_channels needs {CNN14_BLOCKS} entries, got {list(options['block_channels'])}")
+        options["block_channels"] = list(options["block_channels"])
+        return super().check_options(options)
 
     @property
     def time_strides(self):

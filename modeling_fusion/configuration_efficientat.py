@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import check_fusion_options
+from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # MobileNetV3-Large inverted-residual blocks features.1-15 at width 1.0 (Howard et al. 2019), which
 # EfficientAT scales by the width multiplier: (kernel, in, expanded, out, squeeze-excitation, hardswish, stride).
@@ -34,7 +34,7 @@ def round_channels(channels):
     return rounded + 8 if rounded < 0.9 * channels else rounded
 
 
-class EfficientATFusionConfig(PretrainedConfig):
+class EfficientATFusionConfig(FusionConfigMixin, PretrainedConfig):
     """EfficientAT MobileNetV3 body after the log-mel front end, with the fusion recipe on top.
 
     Layers are numbered like `hidden_states`: layer 0 is the log-mel input and layer k + 1 is the
@@ -56,6 +56,7 @@ class EfficientATFusionConfig(PretrainedConfig):
     """
 
     model_type = "efficientat-fusion"
+    checked_options = FUSION_OPTIONS + ("width_mult", "num_mel_bins")
 
     def __init__(
         self,
@@ -68,21 +69,26 @@ class EfficientATFusionConfig(PretrainedConfig):
         classifier_dropout=0.2,
         **kwargs,
     ):
-        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_STAGES,
-                                             f"layer numbers 1-{NUM_STAGES} (layer k + 1 = features.k)",
-                                             pooling, embedding_type, classifier_input)
-        if not width_mult > 0:
-            raise ValueError(f"width_mult must be positive (e.g. 0.4 for mn04), got {width_mult}")
-        if num_mel_bins % 32:
-            raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 stages), got {num_mel_bins}")
         self.num_mel_bins = num_mel_bins
-        self.width_mult = float(width_mult)
+        self.width_mult = width_mult
         self.fusion_layers = fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type
         self.classifier_input = classifier_input
         self.classifier_dropout = classifier_dropout
         super().__init__(**kwargs)
+
+    def fusion_layer_range(self):
+        return 1, NUM_STAGES, f"layer numbers 1-{NUM_STAGES} (layer k + 1 = features.k)"
+
+    def check_options(self, options):
+        if not options["width_mult"] > 0:
+            raise ValueError(f"width_mult must be positive (e.g. 0.4 for mn04), got {options['width_mult']}")
+        if options["num_mel_bins"] % 32:
+            raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 stages), got "
+                             f"{options['num_mel_bins']}")
+        options["width_mult"] = float(options["width_mult"])
+        return super().check_options(options)
 
     def scaled(self, channels):
         return round_channels(channels * self.width_mult)

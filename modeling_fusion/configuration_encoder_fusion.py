@@ -4,7 +4,7 @@ data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .fusion import POOLINGS, check_fusion_options
+from .fusion import POOLINGS, FusionConfigMixin
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
 WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
@@ -29,7 +29,7 @@ def resolve_encoder_config(encoder_config):
     return encoder_config
 
 
-class EncoderFusionConfig(PretrainedConfig):
+class EncoderFusionConfig(FusionConfigMixin, PretrainedConfig):
     """The paper's multilayer fusion (Niizumi et al., EUSIPCO 2022) on a transformers audio encoder.
 
     Args:
@@ -61,12 +61,7 @@ class EncoderFusionConfig(PretrainedConfig):
         for name in ("layerdrop", "encoder_layerdrop"):
             if getattr(self.encoder_config, name, None):
                 setattr(self.encoder_config, name, 0.0)
-        count = self.num_layers
-        fusion_layers = check_fusion_options(
-            [count] if fusion_layers is None else fusion_layers, 0, count,
-            f"hidden-state numbers 0-{count} of this {self.encoder_config.model_type} encoder", pooling,
-            embedding_type, classifier_input, AST_POOLINGS if self.encoder_type == AST else POOLINGS)
-        self.fusion_layers = fusion_layers
+        self.fusion_layers = [self.num_layers] if fusion_layers is None else fusion_layers
         self.pooling = pooling
         self.embedding_type = embedding_type
         self.classifier_input = classifier_input
@@ -74,6 +69,14 @@ class EncoderFusionConfig(PretrainedConfig):
         super().__init__(**kwargs)
         if self.encoder_config._attn_implementation is None:  # the base class resets sub-configs' choice
             self.encoder_config._attn_implementation = attention
+
+    def fusion_layer_range(self):
+        count = self.num_layers
+        return 0, count, f"hidden-state numbers 0-{count} of this {self.encoder_type} encoder"
+
+    @property
+    def poolings(self):
+        return AST_POOLINGS if self.encoder_type == AST else POOLINGS
 
     @property
     def encoder_type(self):

@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import check_fusion_options
+from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # The paper's layer numbers: "#n" is child n-1 of VGGish's conv stack (children 0-15) followed by its
 # FC stack (children 16-21). Per layer: (name, channels or width, mel bins, time stride). Conv layers
@@ -26,7 +26,7 @@ EXAMPLE_FRAMES = 96
 FRAMES_PER_EXAMPLE = 6  # fused frames per 0.96 s example: 160 ms each
 
 
-class VGGishFusionConfig(PretrainedConfig):
+class VGGishFusionConfig(FusionConfigMixin, PretrainedConfig):
     """VGGish (Hershey et al. 2017) after the log-mel front end, with the fusion recipe on top.
 
     Args:
@@ -43,6 +43,7 @@ class VGGishFusionConfig(PretrainedConfig):
     """
 
     model_type = "vggish-fusion"
+    checked_options = FUSION_OPTIONS + ("num_mel_bins",)
 
     def __init__(
         self,
@@ -54,10 +55,6 @@ class VGGishFusionConfig(PretrainedConfig):
         classifier_input="fusion",
         **kwargs,
     ):
-        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_LAYERS, f"the paper's layer numbers 1-{NUM_LAYERS}",
-                                             pooling, embedding_type, classifier_input)
-        if num_mel_bins != 64:
-            raise ValueError(f"VGGish's FC stack needs 64 mel bins, got num_mel_bins={num_mel_bins}")
         self.num_mel_bins = num_mel_bins
         self.fusion_layers = fusion_layers
         self.pooling = pooling
@@ -65,6 +62,14 @@ class VGGishFusionConfig(PretrainedConfig):
         self.postprocess = bool(postprocess)
         self.classifier_input = classifier_input
         super().__init__(**kwargs)
+
+    def fusion_layer_range(self):
+        return 1, NUM_LAYERS, f"the paper's layer numbers 1-{NUM_LAYERS}"
+
+    def check_options(self, options):
+        if options["num_mel_bins"] != 64:
+            raise ValueError(f"VGGish's FC stack needs 64 mel bins, got num_mel_bins={options['num_mel_bins']}")
+        return super().check_options(options)
 
     @property
     def num_layers(self):

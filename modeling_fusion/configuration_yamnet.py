@@ -2,7 +2,7 @@
 
 from transformers import PretrainedConfig
 
-from .fusion import check_fusion_options
+from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # tensorflow/models research/audioset/yamnet/yamnet.py `_YAMNET_LAYER_DEFS`: layer 1 is a full 3x3 conv,
 # layers 2-14 depthwise-separable (3x3 depthwise + 1x1 pointwise), each conv followed by folded
@@ -12,7 +12,7 @@ LAYERS = ((2, 32), (1, 64), (2, 128), (1, 128), (2, 256), (1, 256), (2, 512),
 NUM_LAYERS = len(LAYERS)
 
 
-class YAMNetFusionConfig(PretrainedConfig):
+class YAMNetFusionConfig(FusionConfigMixin, PretrainedConfig):
     """YAMNet after its log-mel front end, with the fusion recipe on top.
 
     Layers are numbered like `hidden_states`: 0 is the log-mel input, l = 1-14 the output (after
@@ -36,6 +36,7 @@ class YAMNetFusionConfig(PretrainedConfig):
     """
 
     model_type = "yamnet-fusion"
+    checked_options = FUSION_OPTIONS + ("num_mel_bins", "patch_frames", "patch_hop_frames")
 
     def __init__(
         self,
@@ -48,13 +49,6 @@ class YAMNetFusionConfig(PretrainedConfig):
         classifier_input="plain",
         **kwargs,
     ):
-        fusion_layers = check_fusion_options(fusion_layers, 1, NUM_LAYERS,
-                                             f"layer numbers 1-{NUM_LAYERS} (YAMNet's layer1-14)",
-                                             pooling, embedding_type, classifier_input)
-        if num_mel_bins % 32:
-            raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 layers), got {num_mel_bins}")
-        if not 0 < patch_hop_frames <= patch_frames:
-            raise ValueError(f"patch_hop_frames must be in 1-{patch_frames} (patch_frames), got {patch_hop_frames}")
         self.num_mel_bins = num_mel_bins
         self.patch_frames = patch_frames
         self.patch_hop_frames = patch_hop_frames
@@ -63,6 +57,18 @@ class YAMNetFusionConfig(PretrainedConfig):
         self.embedding_type = embedding_type
         self.classifier_input = classifier_input
         super().__init__(**kwargs)
+
+    def fusion_layer_range(self):
+        return 1, NUM_LAYERS, f"layer numbers 1-{NUM_LAYERS} (YAMNet's layer1-14)"
+
+    def check_options(self, options):
+        if options["num_mel_bins"] % 32:
+            raise ValueError(f"num_mel_bins must be a multiple of 32 (five stride-2 layers), got "
+                             f"{options['num_mel_bins']}")
+        frames, hop = options["patch_frames"], options["patch_hop_frames"]
+        if not 0 < hop <= frames:
+            raise ValueError(f"patch_hop_frames must be in 1-{frames} (patch_frames), got {hop}")
+        return super().check_options(options)
 
     @property
     def num_layers(self):

@@ -5,11 +5,11 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips
+from .configuration_cnn14 import MIN_FRAMES
 from .spectral import batch_waves, filterbank, frame_mask, log_mel_features, on_device, pad_past_end, reflect_pad
 
 # Published PANNs front ends by sampling rate: (n_fft = window, hop, f_min, f_max).
 PANNS_FRONT_ENDS = {16000: (512, 160, 50.0, 8000.0), 32000: (1024, 320, 50.0, 14000.0)}
-MIN_FRAMES = 32  # five 2x2 average pools need 32 frames
 
 
 def hz_to_slaney_mel(freq):

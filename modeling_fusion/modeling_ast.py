@@ -3,10 +3,10 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import ASTConfig, ASTModel, PreTrainedModel
+from transformers import ASTConfig, ASTModel
 
 from .configuration_ast import AstFusionConfig
-from .fusion import frame_features, grouped_forward, pool_frames
+from .fusion import FusionModelMixin, FusionPreTrainedModel, frame_features
 from .classification import classify
 
 
@@ -43,15 +43,13 @@ class AstClassifierHead(nn.Module):
         return self.dense(self.layernorm(x))
 
 
-class AstFusionPreTrainedModel(PreTrainedModel):
+class AstFusionPreTrainedModel(FusionPreTrainedModel):
     config_class = AstFusionConfig
     base_model_prefix = "ast_fusion"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
     _supports_sdpa = True
 
 
-class AstFusionModel(AstFusionPreTrainedModel):
+class AstFusionModel(FusionModelMixin, AstFusionPreTrainedModel):
     """transformers' `ASTModel` on normalised fbank `input_values` [B, T, 128], each clip at its own length.
 
     A clip of T frames gives t = (T - 16) // 10 + 1 time patches (one per 10 frames = 100 ms; each patch
@@ -74,30 +72,26 @@ class AstFusionModel(AstFusionPreTrainedModel):
     Blocks after the last one needed are not computed.
     """
 
+    min_audio = "0.175 s of audio"
+
     def __init__(self, config):
         super().__init__(config)
         attention = self.config._attn_implementation or "sdpa"
         self.ast = ASTModel(ASTConfig(**config.ast_config, attn_implementation=attention))
         self.post_init()
 
-    def forward(
-        self,
-        input_values,
-        attention_mask=None,
-        output_hidden_states=None,
-        output_plain_embedding=False,
-        return_dict=None,
-    ):
+    @property
+    def min_frames(self):
+        return self.config.ast_config["patch_size"]  # one time patch
+
+    def check_inputs(self, input_values, attention_mask):
         """input_values [B, T, num_mel_bins] normalised fbank; attention_mask [B, T] marks real frames."""
-        mel_bins, patch = self.config.ast_config["num_mel_bins"], self.config.ast_config["patch_size"]
+        mel_bins = self.config.ast_config["num_mel_bins"]
         if input_values.ndim != 3 or input_values.shape[-1] != mel_bins:
             raise ValueError(
                 f"input_values must be a normalised fbank [batch, frames, {mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with AstFusionFeatureExtractor."
             )
-        input_values = input_values.to(self.dtype)  # half-precision models take float32 features
-        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
-                               return_dict, self._forward_frames, patch, "0.175 s of audio")
 
     def embed(self, input_values):
         """[b, T, mel] -> tokens [b, 2 + f * t, D] with position embeddings adapted to t time patches."""
@@ -113,49 +107,26 @@ class AstFusionModel(AstFusionPreTrainedModel):
         positions = adapt_position_embeddings(embeddings.position_embeddings, self.config.patch_grid, time_patches)
         return embeddings.dropout(tokens + positions)
 
-    def _forward_frames(self, input_values, output_hidden_states, plain):
-        last = self.config.num_layers
-        last_block = last if (output_hidden_states or plain) else max(self.config.fusion_layers)
-        keep = set(range(last_block + 1)) if output_hidden_states else {*self.config.fusion_layers, last}
-        hidden = self.embed(input_values)
-        states = {0: hidden} if 0 in keep else {}
-        for index, layer in enumerate(self.ast.layers[:last_block], start=1):
-            hidden = layer(hidden)
-            if index in keep:
-                states[index] = hidden
+    def layer_outputs(self, input_values, layers):
+        """Maps {l: [b, D, t, f]} (the patch tokens of block l, index 0 the embeddings, after the shared final
+        LayerNorm, as a time x frequency grid) and clip embeddings {l: (CLS + DIST) / 2} for `layers`."""
+        keep, maps, tokens = set(layers), {}, {}
         frequency = self.config.patch_grid[0]
-        normed = {}
+        hidden = self.embed(input_values)
+        for index in range(max(layers) + 1):
+            if index:
+                hidden = self.ast.layers[index - 1](hidden)
+            if index in keep:
+                normed = self.ast.layernorm(hidden)
+                patches = normed[:, 2:]  # [b, f * t, D], frequency-major
+                maps[index] = patches.reshape(patches.shape[0], frequency, -1, patches.shape[-1]).permute(0, 3, 2, 1)
+                tokens[index] = (normed[:, 0] + normed[:, 1]) / 2
+        return maps, tokens
 
-        def final_norm(layer):  # the shared final LayerNorm, once per layer
-            if layer not in normed:
-                normed[layer] = self.ast.layernorm(states[layer])
-            return normed[layer]
-
-        def frames(layer):  # [b, 2 + f * t, D] -> [b, t, D * f]
-            patches = final_norm(layer)[:, 2:]
-            grid = patches.reshape(patches.shape[0], frequency, -1, patches.shape[-1]).permute(0, 3, 2, 1)
-            return frame_features(grid, 1)
-
-        def tokens(layer):  # (CLS + DIST) / 2
-            return (final_norm(layer)[:, 0] + final_norm(layer)[:, 1]) / 2
-
-        def embedding(layer):
-            pooling = self.config.pooling
-            return tokens(layer) if pooling == "cls+dist" else pool_frames(frames(layer), pooling)
-
-        out = {}
-        if plain:
-            out["plain_embedding"] = tokens(last)
-        if self.config.embedding_type == "plain":
-            out["last_hidden_state"], out["pooler_output"] = frames(last), out["plain_embedding"]
-        else:
-            layers = self.config.fusion_layers
-            out["last_hidden_state"] = torch.cat([frames(layer) for layer in layers], dim=-1)
-            out["pooler_output"] = torch.cat([embedding(layer) for layer in layers], dim=-1)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(frames(layer) for layer in range(last + 1))
-            out["pooled_hidden_states"] = tuple(embedding(layer) for layer in range(last + 1))
-        return out
+    def plain_outputs(self, input_values, maps, layer_embeddings):
+        """AST's own embedding: the last block's (CLS + DIST) / 2; frames: its patch tokens per time step."""
+        last = self.config.num_layers
+        return frame_features(maps[last], 1), layer_embeddings[last]
 
 
 class AstFusionForAudioClassification(AstFusionPreTrainedModel):

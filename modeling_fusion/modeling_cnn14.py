@@ -3,13 +3,10 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 
-from .configuration_cnn14 import Cnn14FusionConfig
-from .fusion import fuse_layers, grouped_forward, pool_frames
+from .configuration_cnn14 import MIN_FRAMES, Cnn14FusionConfig
+from .fusion import FusionModelMixin, FusionPreTrainedModel, pool_frames
 from .classification import classify
-
-MIN_FRAMES = 32
 
 
 class Cnn14ConvBlock(nn.Module):
@@ -29,14 +26,12 @@ class Cnn14ConvBlock(nn.Module):
         return F.avg_pool2d(x, self.pool) if self.pool > 1 else x
 
 
-class Cnn14PreTrainedModel(PreTrainedModel):
+class Cnn14PreTrainedModel(FusionPreTrainedModel):
     config_class = Cnn14FusionConfig
     base_model_prefix = "cnn14"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
 
 
-class Cnn14FusionModel(Cnn14PreTrainedModel):
+class Cnn14FusionModel(FusionModelMixin, Cnn14PreTrainedModel):
     """CNN14 body on log-mel `input_values` [B, T, 64] -> fused per-frame features and clip embedding.
 
     Fused frames are 32 input frames (320 ms at 10 ms hop); blocks 3 + 6 give 2048 + 4096 = 6144-d.
@@ -45,6 +40,7 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
     """
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]  # loading the body from a head checkpoint
+    min_frames, min_audio = MIN_FRAMES, "about 0.31 s of audio"
 
     def __init__(self, config):
         super().__init__(config)
@@ -59,47 +55,26 @@ class Cnn14FusionModel(Cnn14PreTrainedModel):
     def blocks(self):
         return [getattr(self, f"conv_block{index}") for index in range(1, len(self.config.block_channels) + 1)]
 
-    def forward(
-        self,
-        input_values,
-        attention_mask=None,
-        output_hidden_states=None,
-        output_plain_embedding=False,
-        return_dict=None,
-    ):
+    def check_inputs(self, input_values, attention_mask):
         """input_values [B, T, num_mel_bins] log-mel (dB); attention_mask [B, T] marks real frames."""
         if input_values.ndim != 3 or input_values.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with Cnn14FeatureExtractor."
             )
-        input_values = input_values.to(self.dtype)  # half-precision models take float32 features
-        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
-                               return_dict, self._forward_frames, MIN_FRAMES, "about 0.31 s of audio")
 
-    def _forward_frames(self, log_mel, output_hidden_states, plain):
-        last_block = 6 if (output_hidden_states or plain) else max(self.config.fusion_layers)
+    def layer_maps(self, log_mel, layers):
+        """[b, T, mel] -> [bn0(log-mel), ConvBlock 1, ..., ConvBlock max(layers)], each [b, C, T_l, F_l]."""
         x = self.bn0(log_mel.unsqueeze(1).transpose(1, 3)).transpose(1, 3)  # [b, 1, T, F], BN per mel bin
         maps = [x.contiguous(memory_format=torch.channels_last)]  # faster convolutions on CPU (oneDNN)
-        for block in self.blocks()[:last_block]:
+        for block in self.blocks()[: max(layers)]:
             maps.append(block(maps[-1]))
-        strides = [1] + self.config.time_strides
-        layers = self.config.fusion_layers
-        out = {}
-        if plain:
-            frames = maps[6].mean(dim=3).transpose(1, 2)  # [b, T', 2048], frequency-averaged
-            out["plain_embedding"] = F.relu(self.fc1(pool_frames(frames, "mean+max")))
-        if self.config.embedding_type == "plain":
-            out["last_hidden_state"], out["pooler_output"] = frames, out["plain_embedding"]
-        else:
-            fused = fuse_layers([maps[l] for l in layers], [strides[l] for l in layers])
-            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(
-                fuse_layers([maps[l]], [strides[l]], target_stride=strides[-1]) for l in range(len(maps))
-            )
-            out["pooled_hidden_states"] = tuple(pool_frames(h, self.config.pooling) for h in out["hidden_states"])
-        return out
+        return maps
+
+    def plain_outputs(self, log_mel, maps, layer_embeddings):
+        """PANNs' embedding: ConvBlock 6 averaged over frequency [b, T', 2048], mean+max over time, fc1, ReLU."""
+        frames = maps[6].mean(dim=3).transpose(1, 2)
+        return frames, F.relu(self.fc1(pool_frames(frames, "mean+max")))
 
 
 class Cnn14ForAudioClassification(Cnn14PreTrainedModel):

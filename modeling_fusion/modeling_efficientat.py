@@ -3,10 +3,9 @@ embeddings and the AudioSet head."""
 
 import torch
 from torch import nn
-from transformers import PreTrainedModel
 
 from .configuration_efficientat import BLOCKS, NUM_STAGES, EfficientATFusionConfig, round_channels
-from .fusion import fuse_layers, grouped_forward, pool_frames
+from .fusion import FusionModelMixin, FusionPreTrainedModel
 from .classification import classify
 
 
@@ -63,14 +62,12 @@ class EfficientATInvertedResidual(nn.Module):
         return x + y if self.residual else y
 
 
-class EfficientATPreTrainedModel(PreTrainedModel):
+class EfficientATPreTrainedModel(FusionPreTrainedModel):
     config_class = EfficientATFusionConfig
     base_model_prefix = "efficientat"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
 
 
-class EfficientATFusionModel(EfficientATPreTrainedModel):
+class EfficientATFusionModel(FusionModelMixin, EfficientATPreTrainedModel):
     """EfficientAT MobileNetV3 body on log-mel `input_values` [B, T, 128] -> fused per-frame features
     and clip embedding.
 
@@ -79,11 +76,12 @@ class EfficientATFusionModel(EfficientATPreTrainedModel):
     k + 1 is features.k; `hidden_states[0]` is the log-mel input. Every hidden state is max-pooled
     along time to the final frame rate (32 input frames, 320 ms; sizes round up, so a clip of T
     frames gives ceil(T / 32)) and flattened channel-major over (channels x frequency). The fused
-    `last_hidden_state` uses the coarsest chosen layer's frame rate. Stages after the last one
-    needed are not computed.
+    `last_hidden_state` is the chosen layers' hidden states concatenated (`fusion.fusion_outputs`).
+    Stages after the last one needed are not computed.
     """
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]  # loading the body from a head checkpoint
+    ceil_mode = True
 
     def __init__(self, config):
         super().__init__(config)
@@ -103,46 +101,23 @@ class EfficientATFusionModel(EfficientATPreTrainedModel):
             maps.append(x)
         return maps
 
-    def forward(
-        self,
-        input_values,
-        attention_mask=None,
-        output_hidden_states=None,
-        output_plain_embedding=False,
-        return_dict=None,
-    ):
+    def check_inputs(self, input_values, attention_mask):
         """input_values [B, T, num_mel_bins] normalised log-mel; attention_mask [B, T] marks real frames."""
         if input_values.ndim != 3 or input_values.shape[-1] != self.config.num_mel_bins:
             raise ValueError(
                 f"input_values must be log-mel [batch, frames, {self.config.num_mel_bins}], got "
                 f"{tuple(input_values.shape)}; compute it with EfficientATFeatureExtractor."
             )
-        input_values = input_values.to(self.dtype)  # half-precision models take float32 features
-        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
-                               return_dict, self._forward_frames)
 
-    def _forward_frames(self, log_mel, output_hidden_states, plain):
-        num_stages = NUM_STAGES if (output_hidden_states or plain) else max(self.config.fusion_layers)
-        maps = self.feature_maps(log_mel, num_stages)
-        layer_maps = [log_mel.unsqueeze(1)] + [m.transpose(2, 3) for m in maps]  # [b, C, T, F], index = layer
-        strides = [1] + self.config.time_strides
-        layers = self.config.fusion_layers
-        out = {}
-        if plain:
-            frames = maps[-1].mean(dim=2).transpose(1, 2)  # features.16 averaged over frequency, [b, T', C]
-            out["plain_embedding"] = maps[-1].mean(dim=(2, 3))  # EfficientAT's embedding, the global average
-        if self.config.embedding_type == "plain":
-            out["last_hidden_state"], out["pooler_output"] = frames, out["plain_embedding"]
-        else:
-            fused = fuse_layers([layer_maps[l] for l in layers], [strides[l] for l in layers], ceil_mode=True)
-            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(
-                fuse_layers([layer_map], [stride], target_stride=strides[-1], ceil_mode=True)
-                for layer_map, stride in zip(layer_maps, strides)
-            )
-            out["pooled_hidden_states"] = tuple(pool_frames(h, self.config.pooling) for h in out["hidden_states"])
-        return out
+    def layer_maps(self, log_mel, layers):
+        """[b, T, mel] -> [log-mel, features.0, ..., features.{max(layers) - 1}], each [b, C, T_l, F_l]."""
+        maps = self.feature_maps(log_mel, max(layers))
+        return [log_mel.unsqueeze(1)] + [m.transpose(2, 3) for m in maps]
+
+    def plain_outputs(self, log_mel, maps, layer_embeddings):
+        """EfficientAT's embedding, the global average of features.16; frames: it averaged over frequency."""
+        last = maps[NUM_STAGES]  # [b, C, T', F']
+        return last.mean(dim=3).transpose(1, 2), last.mean(dim=(2, 3))
 
 
 class EfficientATAudioSetHead(nn.Module):

@@ -3,12 +3,14 @@ encoder, CLAP's audio tower, AST, and any other encoder whose hidden states are 
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModel, ClapAudioModel, ClapModel, PreTrainedModel, WhisperModel
+from transformers import AutoConfig, AutoModel, ClapAudioModel, ClapModel, WhisperModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
 from .configuration_encoder_fusion import AST, CLAP, WHISPER, EncoderFusionConfig
-from .fusion import AudioFusionOutput, forward_by_length, frame_features, fuse_layers, lengths_from_mask, pool_frames
+from .fusion import (
+    FusionModelMixin, FusionPreTrainedModel, forward_by_length, frame_features, fusion_outputs, lengths_from_mask,
+)
 from .classification import classification_loss
 
 
@@ -58,15 +60,13 @@ def unfold_clap_map(feature_map, freq_ratio):
     return grid.permute(0, 1, 2, 4, 3).reshape(batch, channels, freq_ratio * width, height // freq_ratio)
 
 
-class EncoderFusionPreTrainedModel(PreTrainedModel):
+class EncoderFusionPreTrainedModel(FusionPreTrainedModel):
     config_class = EncoderFusionConfig
     base_model_prefix = "encoder_fusion"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
     _supports_sdpa = True
 
 
-class EncoderFusionModel(EncoderFusionPreTrainedModel):
+class EncoderFusionModel(FusionModelMixin, EncoderFusionPreTrainedModel):
     """A transformers audio encoder whose chosen hidden states are fused into one per-frame feature and
     one clip embedding (the paper's recipe: per-frame concatenation, temporal mean + max).
 
@@ -84,8 +84,9 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
         Whisper (encoder only; `input_features` [B, 80, 3000], always 30 s; `attention_mask` [B, 3000]
             over mel frames): 1500 frames of 20 ms; the first ceil(n / 2) of n real mel frames are real.
         CLAP audio (`input_features` [B, 1 or 4, 1001, 64], `is_longer`): the 4-D stage maps are
-            unfolded to [B, C, T, F] (`unfold_clap_map`) and fused with `fusion.fuse_layers` at the
-            coarsest chosen stage's rate; CLAP's extractor fills every clip to 10 s, so all frames count.
+            unfolded to [B, C, T, F] (`unfold_clap_map`) and max-pooled to the last stage's frame rate
+            by the recipe (`fusion.fusion_outputs`); CLAP's extractor fills every clip to 10 s, so all
+            frames count.
         AST (`input_values` [B, 1024, 128] fbank): the patch tokens regrouped per time step
             (channel-major c * F + f, F frequency patches; CLS and DIST are not frames, as in this package's
             AST); an optional `attention_mask` [B, 1024] over fbank frames keeps (n - 16) // 10 + 1 patches.
@@ -122,39 +123,43 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
                 output_hidden_states=None, output_plain_embedding=False, return_dict=None):
         """`input_values` or `input_features` as the encoder's feature extractor returns them (see the class
         docstring); `output_plain_embedding` adds the last layer's clip embedding (`plain_embedding`)."""
-        config = self.config
-        output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        return_dict = config.return_dict if return_dict is None else return_dict
         inputs = input_values if input_values is not None else input_features
         if inputs is None:
             raise ValueError("pass input_values or input_features, as the encoder's feature extractor returns them")
-        plain = output_plain_embedding or config.embedding_type == "plain"
+        return self.fusion_forward(inputs, attention_mask, output_hidden_states, output_plain_embedding, return_dict,
+                                   is_longer=is_longer)
+
+    def check_inputs(self, inputs, attention_mask):
+        """The encoder checks its own input."""
+
+    def clip_outputs(self, inputs, attention_mask, output_hidden_states, plain, is_longer=None):
+        """Raw-waveform encoders: one sub-batch per clip length; the others: one pass and a frame mask."""
+        config = self.config
         layers = sorted({*config.output_layers, *([config.num_layers] if plain else [])})
         layers = list(range(config.num_layers + 1)) if output_hidden_states else layers
+        plain = config.num_layers if plain else None  # the last layer, pooled like the fused ones
         kind = config.encoder_type
         waveform = self.encoder.main_input_name == "input_values" and kind != AST
         if waveform and hasattr(self.encoder, "_get_feat_extract_output_lengths"):
             lengths = lengths_from_mask(attention_mask, inputs.shape[0], inputs.shape[-1])
             if int(lengths.min()) == 0:
                 raise ValueError("attention_mask has a clip with no real samples; drop it or give it some audio")
-            outputs = forward_by_length(
-                lambda values: self._assemble(self._frames({"input_values": values}, layers), None, output_hidden_states,
-                                              plain),
-                inputs, lengths)
-        else:
-            encoder_inputs = {self.encoder.main_input_name: inputs}
-            if kind == CLAP and is_longer is not None:
-                encoder_inputs["is_longer"] = is_longer
-            if kind not in (WHISPER, CLAP, AST) and attention_mask is not None:
-                encoder_inputs["attention_mask"] = attention_mask
-            frames = self._frames(encoder_inputs, layers)
-            mask = None if kind == CLAP else self._frame_mask(attention_mask, frames["frames"][layers[0]].shape[1])
-            outputs = self._assemble(frames, mask, output_hidden_states, plain)
-            outputs["frame_mask"] = mask
-        output = AudioFusionOutput(**outputs)
-        if not output_plain_embedding:
-            output.plain_embedding = None
-        return output if return_dict else output.to_tuple()
+
+            def sub_batch(values):
+                maps, _, _ = self.encoder_layers({"input_values": values}, layers)
+                return fusion_outputs(config, maps, output_hidden_states, plain)
+
+            return forward_by_length(sub_batch, inputs, lengths)
+        encoder_inputs = {self.encoder.main_input_name: inputs}
+        if kind == CLAP and is_longer is not None:
+            encoder_inputs["is_longer"] = is_longer
+        if kind not in (WHISPER, CLAP, AST) and attention_mask is not None:
+            encoder_inputs["attention_mask"] = attention_mask
+        maps, tokens, strides = self.encoder_layers(encoder_inputs, layers)
+        mask = None if kind == CLAP else self._frame_mask(attention_mask, maps[layers[0]].shape[1])
+        out = fusion_outputs(config, maps, output_hidden_states, plain, mask, tokens, strides)
+        out["frame_mask"] = mask
+        return out
 
     def _frame_mask(self, attention_mask, num_frames):
         """[B, num_frames] bool of real frames from the input's `attention_mask`, or None (all real)."""
@@ -174,17 +179,17 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
         mask = torch.arange(num_frames, device=attention_mask.device) < real.unsqueeze(1)
         return None if bool(mask.all()) else mask
 
-    def _frames(self, encoder_inputs, layers):
-        """{"frames": {l: [b, T, D_l]}, "strides": {l: time stride}, "tokens": {l: [b, D]} (AST (CLS+DIST)/2)}."""
+    def encoder_layers(self, encoder_inputs, layers):
+        """(maps {l: [b, T, D] frames, CLAP: [b, C, T, F] maps}, AST's (CLS+DIST)/2 {l: [b, D]} or None,
+        CLAP's time strides of layers 0-N or None) for the hidden-state numbers `layers`."""
         if self.config.encoder_type == CLAP:
             maps = self.encoder(**encoder_inputs, output_hidden_states=True).hidden_states
             ratio = self.config.encoder_config.spec_size // self.config.encoder_config.num_mel_bins
-            maps = {layer: unfold_clap_map(maps[layer], ratio) for layer in layers}
-            first = max(m.shape[2] for m in maps.values())
-            return {"maps": maps, "strides": {layer: first // m.shape[2] for layer, m in maps.items()}}
+            strides = [maps[0].shape[-1] // m.shape[-1] for m in maps]  # image width = frames / ratio
+            return {layer: unfold_clap_map(maps[layer], ratio) for layer in layers}, None, strides
         states = self._hidden_states(encoder_inputs, layers)
         if self.config.encoder_type != AST:
-            return {"frames": states}
+            return states, None, None
         frequency = self.config.layer_sizes[0] // self.config.encoder_config.hidden_size
         frames, tokens = {}, {}
         for layer, state in states.items():
@@ -192,7 +197,7 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
             grid = patches.reshape(patches.shape[0], frequency, -1, patches.shape[-1]).permute(0, 3, 2, 1)
             frames[layer] = frame_features(grid, 1)
             tokens[layer] = (state[:, 0] + state[:, 1]) / 2
-        return {"frames": frames, "tokens": tokens}
+        return frames, tokens, None
 
     def _hidden_states(self, encoder_inputs, layers):
         """{l: [b, T, D]}: the input to block 1 (l = 0) and block outputs, captured with hooks."""
@@ -224,36 +229,6 @@ class EncoderFusionModel(EncoderFusionPreTrainedModel):
             for handle in handles:
                 handle.remove()
         return {layer: captured[layer] for layer in layers}
-
-    def _assemble(self, frames, mask, output_hidden_states, plain):
-        """The output fields from `_frames`' result; `mask` [b, T] marks real frames (None = all)."""
-        config = self.config
-        chosen = config.output_layers
-        if "maps" in frames:  # CLAP: stage maps at differing rates
-            maps, strides = frames["maps"], frames["strides"]
-            last = fuse_layers([maps[layer] for layer in chosen], [strides[layer] for layer in chosen])
-            final = max(strides.values())
-            per_layer = {layer: frame_features(m, final // strides[layer]) for layer, m in maps.items()}
-        else:
-            per_layer = frames["frames"]
-            last = torch.cat([per_layer[layer] for layer in chosen], dim=-1)
-
-        def embedding(layer):
-            if config.pooling == "cls+dist":
-                return frames["tokens"][layer]
-            return pool_frames(per_layer[layer], config.pooling, mask)
-
-        out = {
-            "last_hidden_state": last if mask is None else last * mask.unsqueeze(-1).to(last.dtype),
-            "pooler_output": torch.cat([embedding(layer) for layer in chosen], dim=-1),
-            "hidden_states": None, "pooled_hidden_states": None,
-            "plain_embedding": embedding(config.num_layers) if plain else None,
-        }
-        if output_hidden_states:
-            out["hidden_states"] = tuple(per_layer[layer] for layer in range(config.num_layers + 1))
-            out["pooled_hidden_states"] = tuple(embedding(layer) for layer in range(config.num_layers + 1))
-        return out
-
 
 class EncoderFusionForAudioClassification(EncoderFusionPreTrainedModel):
     """A linear classifier on the fused clip embedding (`config.classifier_input == "fusion"`, e.g. a

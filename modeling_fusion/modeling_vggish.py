@@ -3,10 +3,9 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 
 from .configuration_vggish import EXAMPLE_FRAMES, FRAMES_PER_EXAMPLE, NUM_LAYERS, PLAIN_LAYER, VGGishFusionConfig
-from .fusion import AudioFusionOutput, frame_features, pool_frames
+from .fusion import FusionModelMixin, FusionPreTrainedModel, frame_features, fusion_outputs, pool_frames
 from .classification import classify
 
 CONV_STACK = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M")  # VGG configuration A without its fifth group
@@ -47,11 +46,9 @@ class VGGishPostprocessor(nn.Module):
         return torch.floor((whitened.clamp(-2.0, 2.0) + 2.0) * (255.0 / 4.0)).to(embeddings.dtype)
 
 
-class VGGishPreTrainedModel(PreTrainedModel):
+class VGGishPreTrainedModel(FusionPreTrainedModel):
     config_class = VGGishFusionConfig
     base_model_prefix = "vggish"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
 
     def _init_weights(self, module):
         if isinstance(module, VGGishPostprocessor):
@@ -61,7 +58,7 @@ class VGGishPreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class VGGishFusionModel(VGGishPreTrainedModel):
+class VGGishFusionModel(FusionModelMixin, VGGishPreTrainedModel):
     """VGGish on log-mel examples `input_values` [B, E, 96, 64] -> fused per-frame features and clip embedding.
 
     Layer "#n" of the paper is child n-1 of `features` (children 0-15) followed by `fc` (16-21). A conv
@@ -100,73 +97,48 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             self.postprocessor = VGGishPostprocessor()
         self.post_init()
 
-    def forward(
-        self,
-        input_values,
-        attention_mask=None,
-        output_hidden_states=None,
-        output_plain_embedding=False,
-        return_dict=None,
-    ):
+    def check_inputs(self, input_values, attention_mask):
         """input_values [B, E, 96, 64] log-mel examples; attention_mask [B, E] marks real examples."""
-        output_hidden_states = (
-            self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
-        )
-        return_dict = self.config.return_dict if return_dict is None else return_dict
-        mask = self._example_mask(input_values, attention_mask)
-        plain = output_plain_embedding or self.config.embedding_type == "plain"
-        taps = set(range(NUM_LAYERS + 1)) if output_hidden_states else set()
-        if self.config.embedding_type == "fusion":
-            taps.update(self.config.fusion_layers)
-        if plain:
-            taps.add(PLAIN_LAYER)
-        weight = self.features[0].weight
-        examples = input_values.to(device=weight.device, dtype=weight.dtype)[mask]  # [N, 96, 64]
-        frames = self._example_frames(examples, taps)
-        frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
-
-        def clip_frames(n):  # layer n -> [B, 6 E, D_n]
-            return self._to_clips(frames[n], mask)
-
-        out = {"frame_mask": frame_mask}
-        if plain:
-            embedding = frames[PLAIN_LAYER][:, 0]  # [N, 128]: an FC layer's frames are copies
-            if self.config.postprocess:
-                embedding = self.postprocessor(embedding)
-            per_example = self._to_clips(embedding[:, None], mask)  # [B, E, 128]
-            out["plain_embedding"] = pool_frames(per_example, self.config.pooling, mask)
-        if self.config.embedding_type == "plain":
-            out["last_hidden_state"], out["pooler_output"] = per_example, out["plain_embedding"]
-            out["frame_mask"] = None if frame_mask is None else mask
-        else:
-            fused = torch.cat([clip_frames(n) for n in self.config.fusion_layers], dim=-1)
-            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, self.config.pooling, frame_mask)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(clip_frames(n) for n in range(NUM_LAYERS + 1))
-            out["pooled_hidden_states"] = tuple(
-                pool_frames(h, self.config.pooling, frame_mask) for h in out["hidden_states"]
-            )
-        if not output_plain_embedding:
-            out.pop("plain_embedding", None)
-        output = AudioFusionOutput(**out)
-        return output if return_dict else output.to_tuple()
-
-    def _example_mask(self, input_values, attention_mask):
-        """Validate the input; -> [B, E] bool mask of real examples."""
         expected = (EXAMPLE_FRAMES, self.config.num_mel_bins)
         if input_values.ndim != 4 or tuple(input_values.shape[2:]) != expected:
             raise ValueError(
                 f"input_values must be log-mel examples [batch, examples, {expected[0]}, {expected[1]}], got "
                 f"{tuple(input_values.shape)}; compute them with VGGishFeatureExtractor."
             )
-        batch, num_examples = input_values.shape[:2]
-        if attention_mask is None:
-            return torch.ones(batch, num_examples, dtype=torch.bool, device=input_values.device)
-        if tuple(attention_mask.shape) != (batch, num_examples):
+        if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_values.shape[:2]):
             raise ValueError(
-                f"attention_mask must be [batch, examples] = {(batch, num_examples)} (one flag per 0.96 s example), "
-                f"got {tuple(attention_mask.shape)}."
+                f"attention_mask must be [batch, examples] = {tuple(input_values.shape[:2])} (one flag per 0.96 s "
+                f"example), got {tuple(attention_mask.shape)}."
             )
+
+    def clip_outputs(self, input_values, attention_mask, output_hidden_states, plain):
+        """Each real example through the layers on its own, its frames joined per clip, then the recipe."""
+        mask = self._example_mask(input_values, attention_mask)
+        taps = set(range(NUM_LAYERS + 1)) if output_hidden_states else set()
+        if self.config.embedding_type == "fusion":
+            taps.update(self.config.fusion_layers)
+        if plain:
+            taps.add(PLAIN_LAYER)
+        frames = self._example_frames(input_values[mask], taps)  # {n: [N, 6, D_n]}, N real examples
+        frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
+        layer_frames = {n: self._to_clips(frames[n], mask) for n in taps}  # {n: [B, 6 E, D_n]}
+        plain = self._plain_outputs(frames[PLAIN_LAYER][:, 0], mask) if plain else None  # FC frames are copies
+        out = fusion_outputs(self.config, layer_frames, output_hidden_states, plain, frame_mask)
+        per_example = self.config.embedding_type == "plain"  # plain frames are one per example
+        out["frame_mask"] = mask if per_example and frame_mask is not None else frame_mask
+        return out
+
+    def _plain_outputs(self, embedding, mask):
+        """[N, 128] fc2 per real example -> ([B, E, 128] per example, [B, 128] pooled over real examples)."""
+        if self.config.postprocess:
+            embedding = self.postprocessor(embedding)
+        per_example = self._to_clips(embedding[:, None], mask)
+        return per_example, pool_frames(per_example, self.config.pooling, mask)
+
+    def _example_mask(self, input_values, attention_mask):
+        """-> [B, E] bool mask of real examples; raises ValueError when a clip has none."""
+        if attention_mask is None:
+            return torch.ones(input_values.shape[:2], dtype=torch.bool, device=input_values.device)
         mask = attention_mask.to(device=input_values.device).bool()
         if not bool(mask.any(dim=1).all()):
             raise ValueError("attention_mask has a clip with no real example; every clip needs at least one.")

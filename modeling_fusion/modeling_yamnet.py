@@ -6,11 +6,10 @@ import math
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import PreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from .configuration_yamnet import LAYERS, NUM_LAYERS, YAMNetFusionConfig
-from .fusion import fuse_layers, grouped_forward, pool_frames
+from .fusion import FusionModelMixin, FusionPreTrainedModel, pool_frames
 from .classification import classification_loss, classify
 
 PATCHES_PER_CHUNK = 64  # patches encoded at once for the plain embedding: ~40 MB of activations on CPU
@@ -48,14 +47,12 @@ class YAMNetSeparableLayer(nn.Module):
         return self.pointwise(self.depthwise(x))
 
 
-class YAMNetPreTrainedModel(PreTrainedModel):
+class YAMNetPreTrainedModel(FusionPreTrainedModel):
     config_class = YAMNetFusionConfig
     base_model_prefix = "yamnet"
-    main_input_name = "input_values"
-    input_modalities = ("audio",)
 
 
-class YAMNetFusionModel(YAMNetPreTrainedModel):
+class YAMNetFusionModel(FusionModelMixin, YAMNetPreTrainedModel):
     """YAMNet body on log-mel patches `input_values` [B, E, 96, 64] (YAMNetFeatureExtractor) ->
     fused per-frame features and clip embedding.
 
@@ -64,8 +61,8 @@ class YAMNetFusionModel(YAMNetPreTrainedModel):
     How fusion frames are formed: the body is fully convolutional, so for the fused features and
     `hidden_states` it runs once over the clip's whole log-mel, rebuilt from the half-overlapping
     patches (T = 48 (E + 1) frames, the clip padded as YAMNet pads it). Each layer's map [C, T_l, F_l]
-    is max-pooled in time to the coarsest fused layer's rate (320 ms for layers 13-14; T_l =
-    ceil(T / stride)) and flattened channel-major. This gives one regular frame grid, no frame twice
+    is max-pooled in time to the final layer's rate (320 ms, layers 13-14; T_l = ceil(T / stride))
+    and flattened channel-major. This gives one regular frame grid, no frame twice
     (per-patch maps would repeat every 0.48 s of audio twice) and half the work of the per-patch
     pass; it equals YAMNet's per-patch computation exactly for a one-patch clip. Interior frames of
     longer clips see real audio where a patch sees its zero padding: reports/yamnet.md gives the
@@ -78,6 +75,8 @@ class YAMNetFusionModel(YAMNetPreTrainedModel):
     """
 
     _keys_to_ignore_on_load_unexpected = [r"^classifier\."]  # loading the body from a head checkpoint
+    ceil_mode = True
+    plain_from_last_layer = False  # the plain embedding runs each patch on its own
 
     def __init__(self, config):
         super().__init__(config)
@@ -115,14 +114,7 @@ class YAMNetFusionModel(YAMNetPreTrainedModel):
         embeddings = [self.feature_maps(chunk)[-1].mean(dim=(2, 3)) for chunk in flat.split(PATCHES_PER_CHUNK)]
         return torch.cat(embeddings).view(*patches.shape[:2], -1)
 
-    def forward(
-        self,
-        input_values,
-        attention_mask=None,
-        output_hidden_states=None,
-        output_plain_embedding=False,
-        return_dict=None,
-    ):
+    def check_inputs(self, input_values, attention_mask):
         """input_values [B, E, 96, 64] log-mel patches; attention_mask [B, E] marks real patches."""
         expected = (self.config.patch_frames, self.config.num_mel_bins)
         if input_values.ndim != 4 or tuple(input_values.shape[2:]) != expected:
@@ -133,34 +125,16 @@ class YAMNetFusionModel(YAMNetPreTrainedModel):
         if attention_mask is not None and tuple(attention_mask.shape) != tuple(input_values.shape[:2]):
             raise ValueError(f"attention_mask must be [batch, patches] = {tuple(input_values.shape[:2])}, "
                              f"got {tuple(attention_mask.shape)}.")
-        weight = self.layers[0].weight
-        input_values = input_values.to(device=weight.device, dtype=weight.dtype)
-        return grouped_forward(self, input_values, attention_mask, output_hidden_states, output_plain_embedding,
-                               return_dict, self._forward_patches)
 
-    def _forward_patches(self, patches, output_hidden_states, plain):
-        config, out = self.config, {}
-        if plain:
-            per_patch = self.patch_embeddings(patches)
-            out["plain_embedding"] = pool_frames(per_patch, config.pooling)
-        if config.embedding_type == "plain":
-            out["last_hidden_state"], out["pooler_output"] = per_patch, out["plain_embedding"]
-        if config.embedding_type == "fusion" or output_hidden_states:
-            log_mel = self.stitch(patches)
-            maps = self.feature_maps(log_mel, NUM_LAYERS if output_hidden_states else max(config.fusion_layers))
-            layer_maps = [log_mel.unsqueeze(1)] + maps  # [b, C, T, F], index = layer
-            strides = [1] + config.time_strides
-        if config.embedding_type == "fusion":
-            layers = config.fusion_layers
-            fused = fuse_layers([layer_maps[l] for l in layers], [strides[l] for l in layers], ceil_mode=True)
-            out["last_hidden_state"], out["pooler_output"] = fused, pool_frames(fused, config.pooling)
-        if output_hidden_states:
-            out["hidden_states"] = tuple(
-                fuse_layers([layer_map], [stride], target_stride=strides[-1], ceil_mode=True)
-                for layer_map, stride in zip(layer_maps, strides)
-            )
-            out["pooled_hidden_states"] = tuple(pool_frames(h, config.pooling) for h in out["hidden_states"])
-        return out
+    def layer_maps(self, patches, layers):
+        """[b, E, 96, mel] patches -> [log-mel, layer 1, ..., layer max(layers)] over the stitched clip."""
+        log_mel = self.stitch(patches)
+        return [log_mel.unsqueeze(1)] + self.feature_maps(log_mel, max(layers))
+
+    def plain_outputs(self, patches, maps, layer_embeddings):
+        """YAMNet's embedding of each patch [b, E, 1024], pooled over the clip's patches with `config.pooling`."""
+        per_patch = self.patch_embeddings(patches)
+        return per_patch, pool_frames(per_patch, self.config.pooling)
 
 
 class YAMNetForAudioClassification(YAMNetPreTrainedModel):
