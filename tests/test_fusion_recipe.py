@@ -90,3 +90,82 @@ def test_cnn14_fusion_matches_direct_computation(seconds, frames):
     assert len(expected_frames) == frames == out.last_hidden_state.shape[1]
     np.testing.assert_allclose(out.last_hidden_state[0].numpy(), expected_frames, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(out.pooler_output[0].numpy(), expected, rtol=1e-5, atol=1e-6)
+
+
+def _mask(lengths, total):
+    return (torch.arange(total) < torch.tensor(lengths)[:, None]).long()
+
+
+def _backbone(name):
+    """(model, inputs with clips of mixed lengths, layer sets: pairs with and without the last layer and a
+    triple, poolings) of a random small model; BatchNorm statistics are left at their defaults."""
+    from ast_reference import TINY
+    from encoder_testing import clips, tiny_encoder
+    from modeling_fusion import (AstFusionConfig, AstFusionModel, EfficientATFusionConfig, EfficientATFusionModel,
+                                 VGGishFusionConfig, VGGishFusionModel, YAMNetFusionConfig, YAMNetFusionModel)
+    from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
+    from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
+
+    torch.manual_seed(0)
+    temporal = ["mean+max", "mean", "max"]
+    if name in ("wav2vec2", "whisper", "clap"):
+        module, _, extractor = tiny_encoder(name)
+        model = EncoderFusionModel(EncoderFusionConfig(encoder_config=module.config), encoder=module)
+        padding = {"padding": True} if name == "wav2vec2" else {}
+        waves = clips(extractor.sampling_rate, (0.5, 1.0))
+        inputs = dict(extractor(waves, sampling_rate=extractor.sampling_rate, return_tensors="pt", **padding))
+        layer_sets = {"wav2vec2": [[1, 3], [0, 1], [1, 2], [0, 2, 3]]}.get(name, [[0, 2], [0, 1], [0, 1, 2]])
+        return model, inputs, layer_sets, temporal
+    frames = {"cnn14": (200, 64, [200, 130, 64]), "efficientat": (128, 128, [128, 90, 40]),
+              "ast": (128, 128, [128, 100, 40])}
+    if name in frames:
+        total, bins, lengths = frames[name]
+        inputs = dict(input_values=torch.randn(3, total, bins), attention_mask=_mask(lengths, total))
+    else:  # YAMNet patches / VGGish examples [B, E, 96, 64], E real ones per clip
+        inputs = dict(input_values=torch.randn(3, 3, 96, 64), attention_mask=_mask([3, 1, 2], 3))
+    model, layer_sets = {
+        "cnn14": lambda: (Cnn14FusionModel(Cnn14FusionConfig(**SMALL)), [[3, 6], [1, 2], [2, 4], [1, 3, 5]]),
+        "efficientat": lambda: (EfficientATFusionModel(EfficientATFusionConfig(width_mult=0.1)),
+                                [[12, 14], [3, 9], [1, 8], [2, 5, 17]]),
+        "yamnet": lambda: (YAMNetFusionModel(YAMNetFusionConfig()), [[6, 14], [2, 5], [1, 7], [3, 8, 13]]),
+        "vggish": lambda: (VGGishFusionModel(VGGishFusionConfig()), [[10, 15], [1, 2], [3, 17], [4, 12, 22]]),
+        "ast": lambda: (AstFusionModel(AstFusionConfig(ast_config=TINY, fusion_layers=[1, 3])),
+                        [[1, 3], [1, 2], [2, 3], [1, 2, 3]]),
+    }[name]()
+    return model, inputs, layer_sets, (["cls+dist"] if name == "ast" else []) + temporal
+
+
+BACKBONES = ["cnn14", "efficientat", "yamnet", "vggish", "ast", "wav2vec2", "whisper", "clap"]
+
+
+def _close(actual, expected):
+    """<= 1e-6 relative to the largest value: the same numbers, up to float rounding."""
+    scale = float(expected.abs().max()) or 1.0
+    torch.testing.assert_close(actual, expected, rtol=0, atol=1e-6 * scale)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_fused_output_is_the_chosen_layers_hidden_states(backbone):
+    """The paper's frame-rate rule on every backbone: each layer is pooled to the backbone's final frame rate,
+    so for any layer set (with or without the last layer) and clips of mixed lengths, `last_hidden_state` is
+    cat(hidden_states[l]) and `pooler_output` cat(pooled_hidden_states[l]); for temporal poolings it is also
+    the masked pooling of `last_hidden_state`. The fused pass runs only the layers it needs, the
+    hidden-states pass all of them: two code paths that must agree."""
+    model, inputs, layer_sets, poolings = _backbone(backbone)
+    model.eval()
+    for pooling in poolings:  # every layer set with the default pooling, the triple with the others
+        model.config.pooling = pooling
+        with torch.no_grad():
+            every = model(**inputs, output_hidden_states=True)
+        for layers in layer_sets if pooling == poolings[0] else layer_sets[-1:]:
+            model.config.fusion_layers = layers
+            with torch.no_grad():
+                out = model(**inputs)
+            real = out.frame_mask if out.frame_mask is not None else torch.ones(out.last_hidden_state.shape[:2], dtype=torch.bool)
+            frames = torch.cat([every.hidden_states[layer] for layer in layers], dim=-1)
+            assert frames.shape[1] == out.last_hidden_state.shape[1], (layers, pooling)
+            _close(out.last_hidden_state[real], frames[real])
+            _close(out.pooler_output, torch.cat([every.pooled_hidden_states[layer] for layer in layers], dim=-1))
+            assert out.pooler_output.shape[1] == model.config.hidden_size
+            if pooling != "cls+dist":
+                _close(out.pooler_output, pool_frames(out.last_hidden_state, pooling, out.frame_mask))
