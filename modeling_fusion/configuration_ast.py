@@ -2,7 +2,7 @@
 
 from transformers import ASTConfig, PretrainedConfig
 
-from .fusion import POOLINGS, FusionConfigMixin
+from .fusion import AST_POOLINGS, FusionConfigMixin
 
 # The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
 AST_FIELDS = (
@@ -10,7 +10,6 @@ AST_FIELDS = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "patch_size",
     "qkv_bias", "frequency_stride", "time_stride", "max_length", "num_mel_bins",
 )
-AST_POOLINGS = ("cls+dist",) + POOLINGS
 
 
 class AstFusionConfig(FusionConfigMixin, PretrainedConfig):

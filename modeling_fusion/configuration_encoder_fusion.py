@@ -4,12 +4,10 @@ data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
-from .fusion import POOLINGS, FusionConfigMixin
+from .fusion import AST_POOLINGS, POOLINGS, FusionConfigMixin
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
 WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
-# For "cls+dist": the AST tokens [CLS, DIST, patches...] (Gong et al. 2021).
-AST_POOLINGS = ("cls+dist",) + POOLINGS
 
 
 def resolve_encoder_config(encoder_config):

@@ -21,6 +21,7 @@ from transformers import PreTrainedModel
 from transformers.utils import ModelOutput
 
 POOLINGS = ("mean+max", "mean", "max")
+AST_POOLINGS = ("cls+dist",) + POOLINGS  # AST's per-layer (CLS + DIST) / 2 token embedding (Gong et al. 2021)
 EMBEDDING_TYPES = ("fusion", "plain")  # pooler_output: the paper's fusion, or the backbone's own embedding
 CLASSIFIER_INPUTS = EMBEDDING_TYPES  # what a ForAudioClassification head reads
 FUSION_OPTIONS = ("fusion_layers", "pooling", "embedding_type", "classifier_input")
@@ -354,7 +355,7 @@ class FusionModelMixin:
         return forward_by_length(lambda values: self.recipe_outputs(values, output_hidden_states, plain),
                                  input_values, lengths)
 
-    def recipe_outputs(self, inputs, output_hidden_states, plain, frame_mask=None):
+    def recipe_outputs(self, inputs, output_hidden_states, plain):
         """`fusion_outputs` of one sub-batch: the layer maps needed, and no deeper, then the recipe."""
         config = self.config
         last = len(config.layer_sizes) - 1
@@ -365,7 +366,7 @@ class FusionModelMixin:
             needed.add(last)
         maps, embeddings = self.layer_outputs(inputs, sorted(needed)) if needed else (None, None)
         plain = self.plain_outputs(inputs, maps, embeddings) if plain else None
-        return fusion_outputs(config, maps, output_hidden_states, plain, frame_mask, embeddings,
+        return fusion_outputs(config, maps, output_hidden_states, plain, layer_embeddings=embeddings,
                               ceil_mode=self.ceil_mode)
 
     def layer_outputs(self, inputs, layers):

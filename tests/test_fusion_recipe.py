@@ -161,7 +161,9 @@ def test_fused_output_is_the_chosen_layers_hidden_states(backbone):
             model.config.fusion_layers = layers
             with torch.no_grad():
                 out = model(**inputs)
-            real = out.frame_mask if out.frame_mask is not None else torch.ones(out.last_hidden_state.shape[:2], dtype=torch.bool)
+            real = out.frame_mask
+            if real is None:
+                real = torch.ones(out.last_hidden_state.shape[:2], dtype=torch.bool)
             frames = torch.cat([every.hidden_states[layer] for layer in layers], dim=-1)
             assert frames.shape[1] == out.last_hidden_state.shape[1], (layers, pooling)
             _close(out.last_hidden_state[real], frames[real])
