@@ -2,6 +2,8 @@
 
 from transformers import ASTConfig, PretrainedConfig
 
+from .chunking import ChunkSpec
+from .feature_extraction_ast import FRAME_LENGTH, FRAME_SHIFT
 from .fusion import POOLINGS, check_fusion_options
 
 # The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
@@ -10,7 +12,8 @@ AST_FIELDS = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "patch_size",
     "qkv_bias", "frequency_stride", "time_stride", "max_length", "num_mel_bins",
 )
-AST_POOLINGS = ("cls+dist",) + POOLINGS
+AST_POOLINGS = ("cls+dist",) + POOLINGS  # "cls+dist": (CLS + DIST) / 2 of the tokens [CLS, DIST, patches...]
+CHUNK_CONTEXT_PATCHES = 20  # 2 s of context on each side of a window's kept patches
 
 
 class AstFusionConfig(PretrainedConfig):
@@ -32,6 +35,7 @@ class AstFusionConfig(PretrainedConfig):
     """
 
     model_type = "ast-fusion"
+    family_title = "AST"
 
     def __init__(
         self,
@@ -87,3 +91,28 @@ class AstFusionConfig(PretrainedConfig):
         if self.embedding_type == "plain":
             return self.ast_config["hidden_size"]
         return self.layer_embedding_size * len(self.fusion_layers)
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz).
+
+        Kaldi fbank frames of `FRAME_LENGTH` (400) samples every `FRAME_SHIFT` (160, 10 ms); a fused frame is
+        one time patch of `patch_size` (16) frames every `time_stride` (10) frames (100 ms), centred on its
+        frames' centre. An approximation (global self-attention): long clips run in windows of the
+        checkpoint's position grid (`patch_grid[1]` = 101 patches, 10.2 s; position embeddings used as they
+        are) keeping the middle 6.1 s, 2 s of context on each side (the first and last windows take more on
+        their inner side); "cls+dist" clip embeddings are the frame-weighted mean of the windows' (30 s of
+        noise, 10 s chunks, full-size random model: frames 1.2e-2, clip embedding 1.8e-3 max relative;
+        benchmarks/results/long_clips_differences.md).
+        """
+        patch, stride = self.ast_config["patch_size"], self.ast_config["time_stride"]
+        from_frames = self.pooling in POOLINGS
+
+        def num_frames(n):
+            return max((1 + (n - FRAME_LENGTH) // FRAME_SHIFT - patch) // stride + 1, 0)
+
+        return ChunkSpec(
+            unit_samples=stride * FRAME_SHIFT, frames_per_unit=1, context_units=CHUNK_CONTEXT_PATCHES,
+            tail_samples=FRAME_LENGTH + (patch - 1) * FRAME_SHIFT - stride * FRAME_SHIFT,
+            window_units=self.patch_grid[1], first_centre=(patch - 1) / 2 * FRAME_SHIFT + (FRAME_LENGTH - 1) / 2,
+            num_frames=num_frames, exact=False, pooled_from_frames=self.embedding_type == "fusion" and from_frames,
+            layers_from_frames=from_frames)

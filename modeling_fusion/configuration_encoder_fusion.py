@@ -4,12 +4,13 @@ data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .chunking import ChunkSpec
+from .configuration_ast import AST_POOLINGS
+from .feature_extraction_ast import FRAME_LENGTH, FRAME_SHIFT
 from .fusion import POOLINGS, check_fusion_options
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
 WHISPER, CLAP, AST = "whisper", "clap_audio_model", "audio-spectrogram-transformer"
-# For "cls+dist": the AST tokens [CLS, DIST, patches...] (Gong et al. 2021).
-AST_POOLINGS = ("cls+dist",) + POOLINGS
 
 
 def resolve_encoder_config(encoder_config):
@@ -113,15 +114,13 @@ class EncoderFusionConfig(PretrainedConfig):
         """How fused frames sit on the waveform, for `chunking.embed_long_clip` (clips longer than its
         `chunk_length_s`). Self-attention sees the whole input, so chunked frames (2 s of context per side)
         approximate a whole-clip pass. Raises ValueError for CLAP, whose extractor fits every clip into 10 s."""
-        from .chunking import ChunkSpec
-
         rate, encoder = feature_extractor.sampling_rate, self.encoder_config
         from_frames = self.pooling in POOLINGS
         if self.encoder_type == CLAP:
             raise ValueError("CLAP's feature extractor fits every clip into 10 s (repeat-padded or cropped), so a "
                              "long clip cannot be chunked; pass chunk_length_s=0 to embed it as CLAP sees it")
         if self.encoder_type == AST:  # Kaldi fbank 25 ms / 10 ms; patches of 16 frames every time_stride frames
-            shift, length, patch, stride = 160, 400, encoder.patch_size, encoder.time_stride
+            shift, length, patch, stride = FRAME_SHIFT, FRAME_LENGTH, encoder.patch_size, encoder.time_stride
             window = (encoder.max_length - patch) // stride + 1  # the position grid: 101 patches = 10.24 s
             return ChunkSpec(
                 unit_samples=stride * shift, frames_per_unit=1, context_units=min(20, window // 4),
