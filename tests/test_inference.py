@@ -45,9 +45,10 @@ def test_every_entry_point_gives_the_embed_steps_numbers(case, tmp_path):
     waves, samples = torch.from_numpy(clip)[None], torch.tensor([len(clip)])  # fusion-eval's collated batch
     with torch.no_grad():
         eval_path = model(**compute_features(extractor, waves, samples, torch.device("cpu"))).pooler_output[0]
+    pipe = AudioEmbeddingPipeline(model=model, feature_extractor=extractor)
     got = {
-        "pipeline": AudioEmbeddingPipeline(model=model, feature_extractor=extractor)(clip)["embedding"],
-        "pipeline from a file": AudioEmbeddingPipeline(model=model, feature_extractor=extractor)(str(path))["embedding"],
+        "pipeline": pipe(clip)["embedding"],
+        "pipeline from a file": pipe(str(path))["embedding"],
         "fusion-embed": embed.embed_folder(model, extractor, [path], batch_size=1, per_layer=False,
                                            per_frame=False)[0]["embeddings"],
         "fusion-eval": eval_path,
