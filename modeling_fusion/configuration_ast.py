@@ -93,26 +93,34 @@ class AstFusionConfig(PretrainedConfig):
         return self.layer_embedding_size * len(self.fusion_layers)
 
     def chunk_spec(self, feature_extractor):
-        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz).
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz): `patch_chunk_spec`
+        on the checkpoint's position grid (`patch_grid[1]` = 101 patches, 10.2 s), 2 s of context.
 
-        Kaldi fbank frames of `FRAME_LENGTH` (400) samples every `FRAME_SHIFT` (160, 10 ms); a fused frame is
-        one time patch of `patch_size` (16) frames every `time_stride` (10) frames (100 ms), centred on its
-        frames' centre. An approximation (global self-attention): long clips run in windows of the
-        checkpoint's position grid (`patch_grid[1]` = 101 patches, 10.2 s; position embeddings used as they
-        are) keeping the middle 6.1 s, 2 s of context on each side (the first and last windows take more on
-        their inner side); "cls+dist" clip embeddings are the frame-weighted mean of the windows' (30 s of
-        noise, 10 s chunks, full-size random model: frames 1.2e-2, clip embedding 1.8e-3 max relative;
+        An approximation (global self-attention; position embeddings used as they are): windows keep their
+        middle 6.1 s; "cls+dist" clip embeddings are the frame-weighted mean of the windows' (30 s of noise,
+        10 s chunks, full-size random model: frames 1.2e-2, clip embedding 1.8e-3 max relative;
         benchmarks/results/long_clips_differences.md).
         """
-        patch, stride = self.ast_config["patch_size"], self.ast_config["time_stride"]
         from_frames = self.pooling in POOLINGS
+        return patch_chunk_spec(self.ast_config["patch_size"], self.ast_config["time_stride"], self.patch_grid[1],
+                                CHUNK_CONTEXT_PATCHES, self.embedding_type == "fusion" and from_frames, from_frames)
 
-        def num_frames(n):
-            return max((1 + (n - FRAME_LENGTH) // FRAME_SHIFT - patch) // stride + 1, 0)
 
-        return ChunkSpec(
-            unit_samples=stride * FRAME_SHIFT, frames_per_unit=1, context_units=CHUNK_CONTEXT_PATCHES,
-            tail_samples=FRAME_LENGTH + (patch - 1) * FRAME_SHIFT - stride * FRAME_SHIFT,
-            window_units=self.patch_grid[1], first_centre=(patch - 1) / 2 * FRAME_SHIFT + (FRAME_LENGTH - 1) / 2,
-            num_frames=num_frames, exact=False, pooled_from_frames=self.embedding_type == "fusion" and from_frames,
-            layers_from_frames=from_frames)
+def patch_chunk_spec(patch_size, time_stride, window_patches, context_patches, pooled_from_frames, layers_from_frames):
+    """`ChunkSpec` of AST time patches on the waveform (AstFusionConfig and encoder fusion of transformers' AST).
+
+    Kaldi fbank frames of `FRAME_LENGTH` (400) samples every `FRAME_SHIFT` (160, 10 ms at 16 kHz), not centred;
+    a fused frame is one time patch of `patch_size` frames every `time_stride` frames (a unit), centred on its
+    frames' centre. Long clips run in windows of `window_patches` (the position grid) with `context_patches` on
+    each side (the first and last windows take more on their inner side). Never exact (global attention).
+    """
+
+    def num_frames(n):
+        return max((1 + (n - FRAME_LENGTH) // FRAME_SHIFT - patch_size) // time_stride + 1, 0)
+
+    return ChunkSpec(
+        unit_samples=time_stride * FRAME_SHIFT, frames_per_unit=1, context_units=context_patches,
+        tail_samples=FRAME_LENGTH + (patch_size - 1) * FRAME_SHIFT - time_stride * FRAME_SHIFT,
+        window_units=window_patches, first_centre=(patch_size - 1) / 2 * FRAME_SHIFT + (FRAME_LENGTH - 1) / 2,
+        num_frames=num_frames, exact=False, pooled_from_frames=pooled_from_frames,
+        layers_from_frames=layers_from_frames)

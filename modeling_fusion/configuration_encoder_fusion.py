@@ -5,8 +5,7 @@ from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from .chunking import ChunkSpec
-from .configuration_ast import AST_POOLINGS
-from .feature_extraction_ast import FRAME_LENGTH, FRAME_SHIFT
+from .configuration_ast import AST_POOLINGS, CHUNK_CONTEXT_PATCHES, patch_chunk_spec
 from .fusion import POOLINGS, check_fusion_options
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
@@ -119,15 +118,10 @@ class EncoderFusionConfig(PretrainedConfig):
         if self.encoder_type == CLAP:
             raise ValueError("CLAP's feature extractor fits every clip into 10 s (repeat-padded or cropped), so a "
                              "long clip cannot be chunked; pass chunk_length_s=0 to embed it as CLAP sees it")
-        if self.encoder_type == AST:  # Kaldi fbank 25 ms / 10 ms; patches of 16 frames every time_stride frames
-            shift, length, patch, stride = FRAME_SHIFT, FRAME_LENGTH, encoder.patch_size, encoder.time_stride
-            window = (encoder.max_length - patch) // stride + 1  # the position grid: 101 patches = 10.24 s
-            return ChunkSpec(
-                unit_samples=stride * shift, frames_per_unit=1, context_units=min(20, window // 4),
-                tail_samples=length + (patch - 1) * shift - stride * shift, window_units=window,
-                first_centre=(patch - 1) / 2 * shift + (length - 1) / 2,
-                num_frames=lambda n: max((1 + (n - length) // shift - patch) // stride + 1, 0), exact=False,
-                pooled_from_frames=from_frames, layers_from_frames=from_frames)
+        if self.encoder_type == AST:  # patches on Kaldi fbank frames, windows of the position grid (10.24 s)
+            window = (encoder.max_length - encoder.patch_size) // encoder.time_stride + 1
+            context = min(CHUNK_CONTEXT_PATCHES, window // 4)
+            return patch_chunk_spec(encoder.patch_size, encoder.time_stride, window, context, from_frames, from_frames)
         if self.encoder_type == WHISPER:  # mel frame t centred on sample t * hop; encoder frame j on mel frame 2j
             hop = feature_extractor.hop_length
             return ChunkSpec(
