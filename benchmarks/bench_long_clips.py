@@ -114,7 +114,7 @@ def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=N
     from chunking_testing import TINY, noise, tiny_model
 
     from modeling_fusion import BACKBONES as CLASSES
-    from modeling_fusion.chunking import chunk_spec, embed_long_clip
+    from modeling_fusion.chunking import embed_long_clip
     from modeling_fusion.cli.model_source import load_pretrained
 
     torch.set_num_threads(1)
@@ -143,7 +143,7 @@ def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=N
                                                                                    chunked.pooler_output)
         layers = max(gap(a, b)[1] for a, b in zip(whole.pooled_hidden_states, chunked.pooled_hidden_states)
                      if float(a.abs().max()) > 0)
-        exact = chunk_spec(model.config, extractor).exact
+        exact = model.config.chunk_spec(extractor).exact
         cosine = float(torch.nn.functional.cosine_similarity(whole.pooler_output, chunked.pooler_output).min())
         lines.append(f"| {backbone} | {'yes' if exact else 'no'} | {frames[0]:.2g} | {frames[1]:.2g} | {clip[0]:.2g} | "
                      f"{clip[1]:.2g} | {layers:.2g} | {cosine:.5f} |")

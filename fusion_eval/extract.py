@@ -7,13 +7,14 @@ soon as its rows have arrived (the resume granularity). DataLoader workers decod
 fix lengths; the feature extractor runs batched on the accelerator, then the model.
 """
 
-import inspect
 import os
 
 import numpy as np
 import torch
 from accelerate.utils import broadcast_object_list
 from tqdm.auto import tqdm
+
+from modeling_fusion import inference
 
 from .clips import ClipCollator, ClipDataset
 
@@ -34,20 +35,12 @@ def default_num_workers():
 
 def compute_features(extractor, waves, samples, device):
     """Right-padded waves [B, N] and their own lengths `samples` [B] (CPU tensors, pinned on a GPU) -> the
-    extractor's tensors on `device`. This package's extractors get the batch as one tensor copied to `device`
-    (no per-clip host work: each clip is a view of it) and compute there; others (transformers' take numpy)
-    compute on the CPU and the tensors are moved."""
-    if getattr(extractor, "takes_tensor_batches", False):
-        on_device = waves.to(device, non_blocking=True)
-        counts = samples.tolist()
-        clips = on_device if min(counts) == on_device.shape[1] else [w[:n] for w, n in zip(on_device, counts)]
-        options = {"device": device}
-    else:
-        clips = [wave[:count] for wave, count in zip(waves.numpy(), samples.tolist())]
-        takes_device = "device" in inspect.signature(extractor.__call__).parameters
-        options = {"device": device} if takes_device else {}
-    features = extractor(clips, sampling_rate=extractor.sampling_rate, return_tensors="pt", **options)
-    return {name: value.to(device, non_blocking=True) for name, value in features.items()}
+    extractor's tensors on `device`, by the package's one embed step (`modeling_fusion.inference.features`):
+    this package's extractors compute on `device` from the batch copied there once (each clip a view of it),
+    others (transformers') on the CPU, and their tensors are moved."""
+    counts = samples.tolist()
+    clips = waves if min(counts) == waves.shape[1] else [wave[:count] for wave, count in zip(waves, counts)]
+    return dict(inference.features(extractor, clips, extractor.sampling_rate, device))
 
 
 def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, batch_size=32, num_workers=0,

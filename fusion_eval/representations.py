@@ -23,8 +23,6 @@ from modeling_fusion import spectral
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel, load_encoder_feature_extractor
 from modeling_fusion.cli.model_source import check_model_source
 
-FAMILY_TITLES = {"cnn14": "CNN14", "vggish": "VGGish", "ast": "AST", "efficientat": "EfficientAT", "yamnet": "YAMNet"}
-
 
 @dataclass(frozen=True)
 class Representation:
@@ -57,7 +55,7 @@ class Embedder:
         self.sampling_rate = int(self.feature_extractor.sampling_rate)
         self.model_id = model_id
         self.family = config.model_type.split("-")[0]
-        self.name = FAMILY_TITLES.get(self.family, Path(str(model_id)).name)
+        self.name = getattr(config, "family_title", None) or Path(str(model_id)).name  # e.g. "CNN14"
         probe = self._forward(self.feature_extractor([np.zeros(self.sampling_rate, np.float32)],
                                                      sampling_rate=self.sampling_rate, return_tensors="pt"),
                               hidden=True, plain=True)

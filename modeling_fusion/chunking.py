@@ -5,47 +5,33 @@
     out.pooler_output [1, D], out.last_hidden_state [1, T, D], with output_hidden_states also
     out.pooled_hidden_states (per-layer clip embeddings [1, D_l]; per-layer frames are not kept)
 
-Clips of at most `chunk_length_s` seconds (default 30 s) run whole, exactly as `model(**extractor(audio))`
-does today. Longer clips are cut on one grid of *units* (one fused frame; a 0.96 s example for VGGish):
+Clips of at most `chunk_length_s` seconds (default 30 s) run whole, exactly as one `inference.embed` call.
+Longer clips are cut on one grid of *units* (one fused frame, or a group of them: `ChunkSpec`):
 chunk k keeps units [kK, (k+1)K) (K ~ chunk_length_s) and is run with C units of context on each side
 (C covers the backbone's receptive field), whose frames are dropped before stitching. Every chunk starts on
 a unit boundary, so its frames fall on the whole clip's frame grid; the first chunk starts and the last
 ends where the clip does, so the clip's edges are treated as in a whole-clip pass. The clip embedding is
 pooled with running sum / count / max over the kept frames, and frames go into one preallocated
 [T, D] tensor: memory is that of one chunk plus the output frames (none with `return_frames=False`).
+Clip embeddings that are not a pooling of the frames (plain embeddings, "cls+dist") are the
+frame-count-weighted mean of the chunks' clip embeddings: an approximation.
 
-How chunked frames differ from a whole-clip pass (30 s of noise, 10 s chunks, full-size random models;
-max relative difference of frames / clip embedding, `benchmarks/results/long_clips_differences.md`):
-- CNN14 (0 / 1.3e-7): no operation spans the input, and the context (8 units = 256 input frames) exceeds
-  the receptive field's half-width (142 input frames for ConvBlock 6, + 32 for the fused frame, + 2
-  frames of front-end padding): frames are bit-identical here; the clip embedding differs by float
-  rounding of the running (float64) vs whole (float32) mean.
-- VGGish (0 / 1.2e-7): examples are encoded independently: frames are bit-identical.
-- YAMNet (0 / 1e-7): fully convolutional over the clip's log-mel; its TF "SAME" padding moves layer 13's grid
-  with the parity of the patch count, so chunks start on 0.96 s units (two patch hops, three fused frames) and
-  have the clip's length modulo 0.96 s (`length_period`): same padding, same frames. Context 4 units (3.84 s)
-  exceeds layer 14's receptive field (315 input frames). "plain" per-patch embeddings: float rounding (7e-7).
-- EfficientAT (1.2e-4 / 6.9e-5): the squeeze-excitation gates average over the whole input, so every
-  frame depends on the whole clip; chunks see their own (chunk + 3.2 s context) average. An approximation.
-- AST (1.2e-2 / 1.8e-3): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
-  (10.2 s of audio, the 1024-frame input's patches; position embeddings used as they are) keeping the
-  middle 6.1 s, 2 s context on each side (the first and last windows take more on their inner side).
-  An approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
-- Clip embeddings that are not a pooling of the frames (plain embeddings, AST "cls+dist") are the
-  frame-count-weighted mean of the chunks' clip embeddings: an approximation.
+This module knows no backbone: each model's config describes its own frame geometry with
+`config.chunk_spec(feature_extractor) -> ChunkSpec`, whose docstring says how its chunked frames differ
+from a whole-clip pass (exact, or an approximation, with measured differences).
 
 Remote code: imports only numpy, torch and sibling files.
 """
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import numpy as np
 import torch
 
-from .fusion import POOLINGS, AudioFusionOutput
+from .fusion import AudioFusionOutput
+from .inference import embed
 
 logger = logging.getLogger(__name__)
 DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's result); longer ones in chunks
@@ -55,11 +41,11 @@ DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's resu
 class ChunkSpec:
     """How a model's fused frames sit on the waveform, in samples at the feature extractor's rate.
 
-    unit_samples: samples between chunk grid units (one fused frame; one VGGish example).
+    unit_samples: samples between chunk grid units (one fused frame, or a group of frames).
     frames_per_unit: fused frames per unit.
     context_units: units of context run on each side of a chunk and dropped (>= the receptive field).
     tail_samples: samples past its `unit_samples` that the last unit of a chunk reads.
-    window_units: most units one chunk may span including context (AST: its 101-patch grid), or None.
+    window_units: most units one chunk may span including context (a position-embedding grid), or None.
     first_centre: sample position of fused frame 0's centre; frame j is at first_centre + j * frame_hop.
     num_frames: fused frames of a whole clip of N samples, as the model gives them.
     exact: whether chunked frames equal a whole-clip pass (up to float rounding).
@@ -68,7 +54,7 @@ class ChunkSpec:
     layer_frames_per_unit: frames per unit of `hidden_states` (the backbone's final frame rate).
     length_period: chunks run with a length congruent to the clip's modulo this many samples (their end moved
         later by less than one period, never past the clip's end), for a model whose frame grid depends on
-        its input's length (YAMNet); it divides `unit_samples`, so every chunk starts on a multiple of it.
+        its input's length (TF "SAME" padding); it divides `unit_samples`, so every chunk starts on a multiple of it.
     """
 
     unit_samples: int
@@ -93,124 +79,6 @@ class ChunkSpec:
         """Centres of fused frames 0..num_frames-1 in milliseconds, float64 [num_frames]."""
         centres = self.first_centre + np.arange(num_frames, dtype=np.float64) * self.frame_hop
         return centres * (1000.0 / sampling_rate)
-
-
-def _frame_pooling(config):
-    return getattr(config, "pooling", None) in POOLINGS
-
-
-def _strides(config):
-    """(the last layer's time stride in input frames: every layer's frames align on this grid, the stride of the
-    frames the model outputs: the coarsest fused layer's, or the last layer's for the plain embedding)."""
-    max_stride = config.time_strides[-1]
-    if config.embedding_type != "fusion":
-        return max_stride, max_stride
-    return max_stride, max(config.time_strides[layer - 1] for layer in config.fusion_layers)
-
-
-def _cnn14(config, extractor):
-    hop = extractor.hop_length
-    max_stride, fused = _strides(config)  # CNN14: 32 input frames
-    per_unit = max_stride // fused
-    # avg pools: a fused frame of `fused` input frames centres on their mean; input frame t is centred at t * hop
-    return ChunkSpec(
-        unit_samples=max_stride * hop, frames_per_unit=per_unit, context_units=8,
-        tail_samples=max(extractor.n_fft // 2 - hop, 0), window_units=None, first_centre=(fused - 1) / 2 * hop,
-        num_frames=lambda n: (1 + n // hop) // fused, exact=True,
-        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
-        layers_from_frames=_frame_pooling(config))
-
-
-def _efficientat(config, extractor):
-    hop = extractor.hop_length
-    max_stride, fused = _strides(config)
-    per_unit = max_stride // fused
-    # strided convs with centred kernels: frame j of the coarsest fused layer is centred on input frame j * fused,
-    # and input frame t (pre-emphasis + centred window) on sample t * hop. Frame counts round up.
-    return ChunkSpec(
-        unit_samples=max_stride * hop, frames_per_unit=per_unit, context_units=10,
-        tail_samples=max(extractor.n_fft // 2 - hop, 0), window_units=None, first_centre=0.0,
-        num_frames=lambda n: -(-(1 + (n - 1) // hop) // fused), exact=False,
-        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
-        layers_from_frames=_frame_pooling(config))
-
-
-def _ast(config, extractor):
-    ast = config.ast_config
-    shift, length = 160, 400  # Kaldi fbank at 16 kHz: 10 ms hop, 25 ms window (feature_extraction_ast)
-    patch, stride = ast["patch_size"], ast["time_stride"]
-    grid = config.patch_grid[1]  # 101 time patches = 1024 frames = 10.24 s
-
-    def num_frames(n):
-        return max((1 + (n - length) // shift - patch) // stride + 1, 0)
-
-    return ChunkSpec(
-        unit_samples=stride * shift, frames_per_unit=1, context_units=20,
-        tail_samples=length + (patch - 1) * shift - stride * shift, window_units=grid,
-        first_centre=(patch - 1) / 2 * shift + (length - 1) / 2, num_frames=num_frames, exact=False,
-        pooled_from_frames=config.embedding_type == "fusion" and _frame_pooling(config),
-        layers_from_frames=_frame_pooling(config))
-
-
-def _vggish(config, extractor):
-    hop = extractor.hop_length
-    example_frames, example_hop = extractor.example_frames, extractor.example_hop_frames
-    per_example = 1 if config.embedding_type == "plain" else 6  # FRAMES_PER_EXAMPLE (160 ms) of modeling_vggish
-    span = example_frames // per_example  # input frames per fused frame
-    context = -(-example_frames // example_hop) - 1  # overlapping examples need their neighbours' audio
-    return ChunkSpec(
-        unit_samples=example_hop * hop, frames_per_unit=per_example, context_units=context,
-        tail_samples=extractor.example_samples - example_hop * hop, window_units=None,
-        first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
-        num_frames=lambda n: extractor.num_examples(n) * per_example, exact=example_hop >= example_frames,
-        pooled_from_frames=_frame_pooling(config), layers_from_frames=_frame_pooling(config),
-        layer_frames_per_unit=6 * example_hop // example_frames)
-
-
-def _yamnet(config, extractor):
-    hop, patch_hop = extractor.hop_length, config.patch_hop_frames
-    stride = config.time_strides[-1]  # 32 input frames = one fused frame (320 ms)
-    # TF "SAME" padding: a stride-2 layer pads its input on the left only when the input's length is odd; layer
-    # 13's input has 3 (E + 1) frames for E patches, so its frame grid shifts by 160 ms with the parity of E.
-    # Chunks start on multiples of two patch hops and a fused frame (96 frames, 0.96 s) and run with a length
-    # congruent to the clip's modulo that (`length_period`): same padding, same grid, same end, same patches.
-    unit_frames = math.lcm(2 * patch_hop, stride)
-    # receptive field of layer 14: each 3-tap layer adds 2 x the input frames per step before it (315 frames)
-    field = 1 + sum(2 * step for step in [1] + config.time_strides[:-1])
-    plain = config.embedding_type == "plain"
-    span, per_unit = (config.patch_frames, unit_frames // patch_hop) if plain else (stride, unit_frames // stride)
-    return ChunkSpec(
-        unit_samples=unit_frames * hop, frames_per_unit=per_unit,
-        context_units=-(-(field + span) // unit_frames),  # fusion: 4 units (3.84 s), plain: 5
-        tail_samples=extractor.window_length - hop, window_units=None,
-        first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
-        num_frames=lambda n: extractor.num_examples(n) if plain else  # log-mel of E patches / 32, rounded up
-        -(-(patch_hop * (extractor.num_examples(n) - 1) + config.patch_frames) // stride),
-        exact=True, pooled_from_frames=_frame_pooling(config), layers_from_frames=_frame_pooling(config),
-        layer_frames_per_unit=unit_frames // stride, length_period=unit_frames * hop)
-
-
-SPECS = {"cnn14-fusion": _cnn14, "efficientat-fusion": _efficientat, "ast-fusion": _ast, "vggish-fusion": _vggish,
-         "yamnet-fusion": _yamnet}
-
-
-def has_chunk_spec(config):
-    """Whether `chunk_spec` knows this model (a built-in backbone or a config with `chunk_spec`)."""
-    return hasattr(config, "chunk_spec") or config.model_type in SPECS
-
-
-def chunk_spec(config, feature_extractor):
-    """The `ChunkSpec` of a model config and its feature extractor.
-
-    A new backbone describes itself by a method `config.chunk_spec(feature_extractor) -> ChunkSpec`;
-    this package's four are in `SPECS`. Raises ValueError for a config with neither.
-    """
-    if hasattr(config, "chunk_spec"):
-        return config.chunk_spec(feature_extractor)
-    if config.model_type not in SPECS:
-        raise ValueError(f"no chunking description for model_type {config.model_type!r}: give its config a "
-                         "chunk_spec(feature_extractor) method returning a ChunkSpec")
-    return SPECS[config.model_type](config, feature_extractor)
 
 
 def base_model(model):
@@ -255,11 +123,7 @@ def _as_clip(audio):
 
 
 def _run(model, feature_extractor, audio, output_hidden_states):
-    inputs = feature_extractor(audio, sampling_rate=feature_extractor.sampling_rate, return_tensors="pt")
-    parameter = next(model.parameters())
-    inputs = {k: v.to(parameter.device) for k, v in inputs.items()}
-    with torch.no_grad():
-        return model(**inputs, output_hidden_states=output_hidden_states, return_dict=True)
+    return embed(model, feature_extractor, [audio], feature_extractor.sampling_rate, output_hidden_states)
 
 
 def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
@@ -267,7 +131,7 @@ def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
 
     Kept units of one chunk: K = round(chunk_length_s / unit duration), at most `window_units` - 2C.
     With `window_units` W, the first and last chunks take more context on their inner side so that every
-    chunk spans W units when the clip has as many (AST: every window is the checkpoint's 101-patch grid).
+    chunk spans W units when the clip has as many (every window is the model's whole position grid).
     """
     total_units = -(-spec.num_frames(num_samples) // spec.frames_per_unit)
     keep = max(1, round(chunk_length_s * sampling_rate / spec.unit_samples))
@@ -293,16 +157,18 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     """Embed one clip of any length with memory bounded by one chunk (plus the returned frames).
 
     model: a base model of this package (or its ForAudioClassification model, whose base is used), in
-        eval mode, on any device; feature_extractor: its extractor (the front end runs on the CPU).
+        eval mode, on any device; feature_extractor: its extractor (each chunk runs `inference.embed`: the
+        front end on the model's device where the extractor has a torch one).
     audio: one mono clip [N] (numpy or torch, float in [-1, 1]) at `feature_extractor.sampling_rate` Hz.
-    chunk_length_s: clips of at most this many seconds run whole: exactly `model(**extractor(audio))`;
+    chunk_length_s: clips of at most this many seconds run whole: exactly `inference.embed(model, extractor,
+        [audio], rate)`;
         longer ones in chunks of about this length (see the module docstring). None or 0: always whole, as
         is every clip for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself).
     output_hidden_states: also return `pooled_hidden_states` (per-layer clip embeddings [1, D_l]).
         Chunked results carry no per-layer frames (`hidden_states` is None).
     return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
     Returns an `AudioFusionOutput` with batch size 1: pooler_output [1, D], last_hidden_state [1, T, D]
-    (every frame real, `frame_mask` None). A model without a chunking description (`has_chunk_spec`)
+    (every frame real, `frame_mask` None). A model whose config has no `chunk_spec(feature_extractor)`
     runs long clips whole, with a warning. Raises ValueError for audio that is not one clip, or too short
     for the model (from the feature extractor).
     """
@@ -312,11 +178,11 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     fixed = getattr(feature_extractor, "fixed_clip_seconds", None)  # an exported probe's extractor cuts clips itself
     if not chunk_length_s or len(audio) <= chunk_length_s * rate or fixed:
         return _run(model, feature_extractor, audio, output_hidden_states)
-    if not has_chunk_spec(model.config):
+    if not hasattr(model.config, "chunk_spec"):
         logger.warning(f"{model.config.model_type} has no chunking description (config.chunk_spec): the "
                        f"{len(audio) / rate:.0f} s clip runs whole, with memory growing with its length.")
         return _run(model, feature_extractor, audio, output_hidden_states)
-    spec = chunk_spec(model.config, feature_extractor)
+    spec = model.config.chunk_spec(feature_extractor)
     total = spec.num_frames(len(audio))
     frames_out, pooled, layers = None, _RunningPool(), None
     for first, end, start, stop in chunk_plan(len(audio), spec, chunk_length_s, rate):
@@ -360,9 +226,3 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
         pooler_output=result(pooled, spec.pooled_from_frames),
         pooled_hidden_states=None if layers is None else tuple(result(p, spec.layers_from_frames) for p in layers),
     )
-
-
-def frame_hop_ms(model, feature_extractor):
-    """Milliseconds between fused frames (exact): 320 for CNN14, EfficientAT and YAMNet, 160 VGGish, 100 AST."""
-    spec = chunk_spec(base_model(model).config, feature_extractor)
-    return spec.frame_hop * 1000.0 / feature_extractor.sampling_rate

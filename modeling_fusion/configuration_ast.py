@@ -2,7 +2,9 @@
 
 from transformers import ASTConfig, PretrainedConfig
 
-from .fusion import AST_POOLINGS, FusionConfigMixin
+from .chunking import ChunkSpec
+from .feature_extraction_ast import FRAME_LENGTH, FRAME_SHIFT
+from .fusion import AST_POOLINGS, POOLINGS, FusionConfigMixin
 
 # The ASTConfig fields that define the transformer; `ast_config` stores exactly these.
 AST_FIELDS = (
@@ -10,6 +12,7 @@ AST_FIELDS = (
     "hidden_dropout_prob", "attention_probs_dropout_prob", "initializer_range", "layer_norm_eps", "patch_size",
     "qkv_bias", "frequency_stride", "time_stride", "max_length", "num_mel_bins",
 )
+CHUNK_CONTEXT_PATCHES = 20  # 2 s of context on each side of a window's kept patches
 
 
 class AstFusionConfig(FusionConfigMixin, PretrainedConfig):
@@ -32,6 +35,7 @@ class AstFusionConfig(FusionConfigMixin, PretrainedConfig):
 
     model_type = "ast-fusion"
     poolings = AST_POOLINGS
+    family_title = "AST"
 
     def __init__(
         self,
@@ -87,3 +91,36 @@ class AstFusionConfig(FusionConfigMixin, PretrainedConfig):
         if self.embedding_type == "plain":
             return self.ast_config["hidden_size"]
         return self.layer_embedding_size * len(self.fusion_layers)
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz): `patch_chunk_spec`
+        on the checkpoint's position grid (`patch_grid[1]` = 101 patches, 10.2 s), 2 s of context.
+
+        An approximation (global self-attention; position embeddings used as they are): windows keep their
+        middle 6.1 s; "cls+dist" clip embeddings are the frame-weighted mean of the windows' (30 s of noise,
+        10 s chunks, full-size random model: frames 1.2e-2, clip embedding 1.8e-3 max relative;
+        benchmarks/results/long_clips_differences.md).
+        """
+        from_frames = self.pooling in POOLINGS
+        return patch_chunk_spec(self.ast_config["patch_size"], self.ast_config["time_stride"], self.patch_grid[1],
+                                CHUNK_CONTEXT_PATCHES, self.embedding_type == "fusion" and from_frames, from_frames)
+
+
+def patch_chunk_spec(patch_size, time_stride, window_patches, context_patches, pooled_from_frames, layers_from_frames):
+    """`ChunkSpec` of AST time patches on the waveform (AstFusionConfig and encoder fusion of transformers' AST).
+
+    Kaldi fbank frames of `FRAME_LENGTH` (400) samples every `FRAME_SHIFT` (160, 10 ms at 16 kHz), not centred;
+    a fused frame is one time patch of `patch_size` frames every `time_stride` frames (a unit), centred on its
+    frames' centre. Long clips run in windows of `window_patches` (the position grid) with `context_patches` on
+    each side (the first and last windows take more on their inner side). Never exact (global attention).
+    """
+
+    def num_frames(n):
+        return max((1 + (n - FRAME_LENGTH) // FRAME_SHIFT - patch_size) // time_stride + 1, 0)
+
+    return ChunkSpec(
+        unit_samples=time_stride * FRAME_SHIFT, frames_per_unit=1, context_units=context_patches,
+        tail_samples=FRAME_LENGTH + (patch_size - 1) * FRAME_SHIFT - time_stride * FRAME_SHIFT,
+        window_units=window_patches, first_centre=(patch_size - 1) / 2 * FRAME_SHIFT + (FRAME_LENGTH - 1) / 2,
+        num_frames=num_frames, exact=False, pooled_from_frames=pooled_from_frames,
+        layers_from_frames=layers_from_frames)

@@ -2,10 +2,12 @@
 
 from transformers import PretrainedConfig
 
+from .chunking import ChunkSpec
 from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 CNN14_BLOCKS = 6
 MIN_FRAMES = 32  # five 2x2 average pools need 32 log-mel frames (about 0.31 s)
+CHUNK_CONTEXT_UNITS = 8  # 8 x 32 = 256 input frames > receptive_field // 2 (142) + one fused frame (32) + 2
 
 
 class Cnn14FusionConfig(FusionConfigMixin, PretrainedConfig):
@@ -24,6 +26,7 @@ class Cnn14FusionConfig(FusionConfigMixin, PretrainedConfig):
 
     model_type = "cnn14-fusion"
     checked_options = FUSION_OPTIONS + ("block_channels",)
+    family_title = "CNN14"
 
     def __init__(
         self,
@@ -69,3 +72,32 @@ class Cnn14FusionConfig(FusionConfigMixin, PretrainedConfig):
         if self.embedding_type == "plain":
             return self.block_channels[-1]
         return sum(self.layer_sizes[layer] for layer in self.fusion_layers)
+
+    @property
+    def receptive_field(self):
+        """Input frames (10 ms at 16 kHz) that one ConvBlock 6 frame depends on: 284. Each block runs two 3x3
+        convolutions (2 steps each) and a 2x2 average pool (1 step; block 6 pools 1x1), a step being the
+        block's input stride in input frames."""
+        field, step = 1, 1
+        for stride in self.time_strides:
+            field += 4 * step + (stride // step - 1) * step
+            step = stride
+        return field
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at the extractor's rate).
+
+        Input frame t is centred on sample t * hop (`feature_extractor.hop_length`: 160 at 16 kHz, 320 at
+        32 kHz; centred, reflect-padded STFT); fused frames are at the last block's rate (`time_strides[-1]`
+        = 32 input frames, 320 ms) and, made by average pools, centre on the mean of their 32 input frames.
+        Exact: no operation spans the input and the context (`CHUNK_CONTEXT_UNITS`) exceeds the receptive
+        field's half-width, so chunked frames equal a whole-clip pass (30 s of noise, 10 s chunks, full-size
+        random model: frames 0, clip embedding 1.3e-7 max relative, the float64 running mean;
+        benchmarks/results/long_clips_differences.md).
+        """
+        hop, stride = feature_extractor.hop_length, self.time_strides[-1]
+        return ChunkSpec(
+            unit_samples=stride * hop, frames_per_unit=1, context_units=CHUNK_CONTEXT_UNITS,
+            tail_samples=max(feature_extractor.n_fft // 2 - hop, 0), window_units=None,
+            first_centre=(stride - 1) / 2 * hop, num_frames=lambda n: (1 + n // hop) // stride, exact=True,
+            pooled_from_frames=self.embedding_type == "fusion", layers_from_frames=True)

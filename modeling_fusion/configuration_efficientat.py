@@ -2,6 +2,7 @@
 
 from transformers import PretrainedConfig
 
+from .chunking import ChunkSpec
 from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # MobileNetV3-Large inverted-residual blocks features.1-15 at width 1.0 (Howard et al. 2019), which
@@ -26,6 +27,7 @@ BLOCKS = (
 STEM_CHANNELS = 16
 HEAD_CHANNELS = 1280
 NUM_STAGES = len(BLOCKS) + 2  # features.0 (stem), features.1-15 (blocks), features.16 (1x1 conv)
+CHUNK_CONTEXT_UNITS = 10  # 3.2 s on each side of a chunk
 
 
 def round_channels(channels):
@@ -57,6 +59,7 @@ class EfficientATFusionConfig(FusionConfigMixin, PretrainedConfig):
 
     model_type = "efficientat-fusion"
     checked_options = FUSION_OPTIONS + ("width_mult", "num_mel_bins")
+    family_title = "EfficientAT"
 
     def __init__(
         self,
@@ -130,3 +133,21 @@ class EfficientATFusionConfig(FusionConfigMixin, PretrainedConfig):
         if self.embedding_type == "plain":
             return self.embedding_size
         return sum(self.layer_sizes[layer] for layer in self.fusion_layers)
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at the extractor's rate).
+
+        Input frame t (pre-emphasis, centred window) is centred on sample t * hop (`feature_extractor.hop_length`,
+        320 = 10 ms at 32 kHz); fused frames are at the last layer's rate (`time_strides[-1]` = 32 input frames,
+        320 ms), and a strided conv with a centred kernel centres frame j on input frame 32 j. Frame counts
+        round up. An approximation: the squeeze-excitation gates average over the whole input, so every frame
+        depends on the whole clip, and a chunk sees its own (chunk + 3.2 s context) average (30 s of noise, 10 s
+        chunks, full-size random model: frames 1.2e-4, clip embedding 6.9e-5 max relative; the real mn04 weights on
+        real audio differ far more, 14-62% at 30 s chunks: benchmarks/results/long_clips_differences*.md).
+        """
+        hop, stride = feature_extractor.hop_length, self.time_strides[-1]
+        return ChunkSpec(
+            unit_samples=stride * hop, frames_per_unit=1, context_units=CHUNK_CONTEXT_UNITS,
+            tail_samples=max(feature_extractor.n_fft // 2 - hop, 0), window_units=None, first_centre=0.0,
+            num_frames=lambda n: -(-(1 + (n - 1) // hop) // stride), exact=False,
+            pooled_from_frames=self.embedding_type == "fusion", layers_from_frames=True)

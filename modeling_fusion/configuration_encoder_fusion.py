@@ -4,6 +4,8 @@ data2vec-audio, Whisper's encoder, CLAP's audio tower, AST, ...)."""
 from transformers import AutoConfig, PretrainedConfig
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
+from .chunking import ChunkSpec
+from .configuration_ast import CHUNK_CONTEXT_PATCHES, patch_chunk_spec
 from .fusion import AST_POOLINGS, POOLINGS, FusionConfigMixin
 
 # Encoder families whose hidden states are not plain [B, T, D] sequences of one frame each.
@@ -114,22 +116,15 @@ class EncoderFusionConfig(FusionConfigMixin, PretrainedConfig):
         """How fused frames sit on the waveform, for `chunking.embed_long_clip` (clips longer than its
         `chunk_length_s`). Self-attention sees the whole input, so chunked frames (2 s of context per side)
         approximate a whole-clip pass. Raises ValueError for CLAP, whose extractor fits every clip into 10 s."""
-        from .chunking import ChunkSpec
-
         rate, encoder = feature_extractor.sampling_rate, self.encoder_config
         from_frames = self.pooling in POOLINGS
         if self.encoder_type == CLAP:
             raise ValueError("CLAP's feature extractor fits every clip into 10 s (repeat-padded or cropped), so a "
                              "long clip cannot be chunked; pass chunk_length_s=0 to embed it as CLAP sees it")
-        if self.encoder_type == AST:  # Kaldi fbank 25 ms / 10 ms; patches of 16 frames every time_stride frames
-            shift, length, patch, stride = 160, 400, encoder.patch_size, encoder.time_stride
-            window = (encoder.max_length - patch) // stride + 1  # the position grid: 101 patches = 10.24 s
-            return ChunkSpec(
-                unit_samples=stride * shift, frames_per_unit=1, context_units=min(20, window // 4),
-                tail_samples=length + (patch - 1) * shift - stride * shift, window_units=window,
-                first_centre=(patch - 1) / 2 * shift + (length - 1) / 2,
-                num_frames=lambda n: max((1 + (n - length) // shift - patch) // stride + 1, 0), exact=False,
-                pooled_from_frames=from_frames, layers_from_frames=from_frames)
+        if self.encoder_type == AST:  # patches on Kaldi fbank frames, windows of the position grid (10.24 s)
+            window = (encoder.max_length - encoder.patch_size) // encoder.time_stride + 1
+            context = min(CHUNK_CONTEXT_PATCHES, window // 4)
+            return patch_chunk_spec(encoder.patch_size, encoder.time_stride, window, context, from_frames, from_frames)
         if self.encoder_type == WHISPER:  # mel frame t centred on sample t * hop; encoder frame j on mel frame 2j
             hop = feature_extractor.hop_length
             return ChunkSpec(

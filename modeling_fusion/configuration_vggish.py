@@ -2,6 +2,7 @@
 
 from transformers import PretrainedConfig
 
+from .chunking import ChunkSpec
 from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # The paper's layer numbers: "#n" is child n-1 of VGGish's conv stack (children 0-15) followed by its
@@ -44,6 +45,7 @@ class VGGishFusionConfig(FusionConfigMixin, PretrainedConfig):
 
     model_type = "vggish-fusion"
     checked_options = FUSION_OPTIONS + ("num_mel_bins",)
+    family_title = "VGGish"
 
     def __init__(
         self,
@@ -91,3 +93,26 @@ class VGGishFusionConfig(FusionConfigMixin, PretrainedConfig):
         if self.embedding_type == "plain":
             return self.layer_sizes[PLAIN_LAYER]
         return sum(self.layer_sizes[layer] for layer in self.fusion_layers)
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz).
+
+        Log-mel frames of `window_length` (400) samples every `hop_length` (160, 10 ms), not centred; examples
+        of `example_frames` (96, 0.96 s) every `example_hop_frames`; a fused frame is `FRAMES_PER_EXAMPLE` (6)
+        per example (pool4's rate: 16 input frames, 160 ms), or one per example for the plain embedding, centred
+        on its frames' centre. A unit is one example hop. Exact when examples do not overlap (each is encoded
+        on its own; 30 s of noise, 10 s chunks, full-size random model: frames 0, clip embedding 1.2e-7 max
+        relative; benchmarks/results/long_clips_differences.md).
+        """
+        extractor = feature_extractor
+        hop, example_frames, example_hop = extractor.hop_length, extractor.example_frames, extractor.example_hop_frames
+        per_example = 1 if self.embedding_type == "plain" else FRAMES_PER_EXAMPLE
+        span = example_frames // per_example  # input frames per fused frame
+        return ChunkSpec(
+            unit_samples=example_hop * hop, frames_per_unit=per_example,
+            context_units=-(-example_frames // example_hop) - 1,  # overlapping examples need their neighbours' audio
+            tail_samples=extractor.example_samples - example_hop * hop, window_units=None,
+            first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
+            num_frames=lambda n: extractor.num_examples(n) * per_example, exact=example_hop >= example_frames,
+            pooled_from_frames=True, layers_from_frames=True,
+            layer_frames_per_unit=FRAMES_PER_EXAMPLE * example_hop // example_frames)

@@ -1,7 +1,10 @@
 """Configuration of Google's YAMNet (MobileNetV1 on VGGish's front end) with multilayer fusion."""
 
+import math
+
 from transformers import PretrainedConfig
 
+from .chunking import ChunkSpec
 from .fusion import FUSION_OPTIONS, FusionConfigMixin
 
 # tensorflow/models research/audioset/yamnet/yamnet.py `_YAMNET_LAYER_DEFS`: layer 1 is a full 3x3 conv,
@@ -37,6 +40,7 @@ class YAMNetFusionConfig(FusionConfigMixin, PretrainedConfig):
 
     model_type = "yamnet-fusion"
     checked_options = FUSION_OPTIONS + ("num_mel_bins", "patch_frames", "patch_hop_frames")
+    family_title = "YAMNet"
 
     def __init__(
         self,
@@ -105,3 +109,38 @@ class YAMNetFusionConfig(FusionConfigMixin, PretrainedConfig):
         if self.embedding_type == "plain":
             return self.embedding_size
         return sum(self.layer_sizes[layer] for layer in self.fusion_layers)
+
+    @property
+    def receptive_field(self):
+        """Input frames (10 ms) that one layer-14 frame depends on: 315. Every layer is a 3-tap conv in time
+        (2 steps, a step being the layer's input stride in input frames)."""
+        return 1 + sum(2 * step for step in [1] + self.time_strides[:-1])
+
+    def chunk_spec(self, feature_extractor):
+        """How the fused frames sit on the waveform (`chunking.ChunkSpec`, samples at 16 kHz).
+
+        Log-mel frames of `window_length` (400) samples every `hop_length` (160, 10 ms), not centred, computed
+        over the whole clip; fused frames are at layer 14's rate (`time_strides[-1]` = 32 input frames,
+        320 ms), centred on their 32 frames; plain embeddings are one per patch. TF "SAME" padding: a stride-2
+        layer pads its input on the left only when the input's length is odd; layer 13's input has 3 (E + 1)
+        frames for E patches, so its frame grid shifts by 160 ms with the parity of E. Chunks therefore start
+        on multiples of two patch hops and a fused frame (96 frames, 0.96 s) and run with a length congruent
+        to the clip's modulo that (`length_period`): same padding, same grid, same end, same patches. The
+        context (4 units, 3.84 s; plain: 5) exceeds `receptive_field`. Exact (30 s of noise, 10 s chunks,
+        full-size random model: frames 0, clip embedding 1e-7 max relative; plain per-patch embeddings 7e-7;
+        benchmarks/results/long_clips_differences.md).
+        """
+        extractor, patch_hop, stride = feature_extractor, self.patch_hop_frames, self.time_strides[-1]
+        unit_frames = math.lcm(2 * patch_hop, stride)
+        plain = self.embedding_type == "plain"
+        span, per_unit = (self.patch_frames, unit_frames // patch_hop) if plain else (stride, unit_frames // stride)
+        hop = extractor.hop_length
+        return ChunkSpec(
+            unit_samples=unit_frames * hop, frames_per_unit=per_unit,
+            context_units=-(-(self.receptive_field + span) // unit_frames),
+            tail_samples=extractor.window_length - hop, window_units=None,
+            first_centre=(span - 1) / 2 * hop + extractor.window_length / 2,
+            num_frames=lambda n: extractor.num_examples(n) if plain else  # log-mel of E patches / 32, rounded up
+            -(-(patch_hop * (extractor.num_examples(n) - 1) + self.patch_frames) // stride),
+            exact=True, pooled_from_frames=True, layers_from_frames=True,
+            layer_frames_per_unit=unit_frames // stride, length_period=unit_frames * hop)

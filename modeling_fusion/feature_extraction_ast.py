@@ -33,7 +33,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
-    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
+    torch_front_end = True  # __call__(..., device=) computes the batch there; clips may be tensors on it
 
     def __init__(self, pad_to_max_length=False, return_attention_mask=True, **kwargs):
         with warnings.catch_warnings():

@@ -6,7 +6,8 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips
-from .spectral import batch_waves, filterbank, frame_mask, log_mel_features, on_device, pad_past_end, reflect_pad
+from .spectral import (batch_waves, filterbank, frame_mask, hz_to_htk_mel, log_mel_features, on_device, pad_past_end,
+                       reflect_pad)
 
 PREEMPHASIS = 0.97
 LOG_OFFSET = 1e-5
@@ -14,16 +15,12 @@ NORM_SHIFT, NORM_SCALE = 4.5, 5.0
 SILENCE = float((np.log(LOG_OFFSET) + NORM_SHIFT) / NORM_SCALE)  # the value of digital silence, -1.40258
 
 
-def kaldi_mel(freq):
-    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)
-
-
 def kaldi_mel_filters(sampling_rate, n_fft, n_mels, f_min, f_max):
     """[n_mels, n_fft // 2 + 1] Kaldi mel bank: triangles in mel with peak 1, no area normalisation,
     evaluated at bins k * rate / n_fft for k < n_fft / 2, plus an all-zero Nyquist column."""
-    low, high = kaldi_mel(f_min), kaldi_mel(f_max)
+    low, high = hz_to_htk_mel(f_min), hz_to_htk_mel(f_max)
     edges = low + (high - low) / (n_mels + 1) * np.arange(n_mels + 2)
-    bins = kaldi_mel(np.arange(n_fft // 2) * sampling_rate / n_fft)[None, :]
+    bins = hz_to_htk_mel(np.arange(n_fft // 2) * sampling_rate / n_fft)[None, :]
     rising = (bins - edges[:-2, None]) / (edges[1:-1, None] - edges[:-2, None])
     falling = (edges[2:, None] - bins) / (edges[2:, None] - edges[1:-1, None])
     filters = np.maximum(0.0, np.minimum(rising, falling))
@@ -43,7 +40,7 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
-    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
+    torch_front_end = True  # __call__(..., device=) computes the batch there; clips may be tensors on it
 
     def __init__(
         self,

@@ -7,14 +7,9 @@ import torch
 from transformers import SequenceFeatureExtractor
 
 from .audio_input import mono_clips
-from .spectral import batch_waves, check_device, filterbank, on_device, pad_past_end, to_batch_feature
+from .spectral import batch_waves, check_device, filterbank, hz_to_htk_mel, on_device, pad_past_end, to_batch_feature
 
 FRAMES_PER_BLOCK = 1024  # frames transformed at once: float64 buffers of ~4 MB stay in cache and reused memory
-
-
-def hz_to_htk_mel(freq):
-    """HTK mel scale, 1127 * ln(1 + f / 700)."""
-    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)
 
 
 def htk_mel_filters(sampling_rate, n_fft, n_mels, f_min, f_max):
@@ -48,7 +43,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
     """
 
     model_input_names = ["input_values", "attention_mask"]
-    takes_tensor_batches = True  # `device=` accepts a [B, N] float tensor there as is (fusion-eval's compute_features)
+    torch_front_end = True  # __call__(..., device=) computes the batch there; clips may be tensors on it
 
     def __init__(
         self,

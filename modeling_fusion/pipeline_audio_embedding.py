@@ -21,10 +21,12 @@ Long clips need `batch_size=1` (the default).
 
 import os
 
+import torch
 from transformers import Pipeline
 
 from .audio_input import load_audio
 from .chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
+from .inference import features
 
 
 class AudioEmbeddingPipeline(Pipeline):
@@ -64,7 +66,9 @@ class AudioEmbeddingPipeline(Pipeline):
         wave = load_audio(inputs, rate, source_rate=sampling_rate, name=name)
         if chunk_length_s and len(wave) > chunk_length_s * rate:
             return {"long_audio": wave, "chunk_length_s": chunk_length_s}
-        return self.feature_extractor(wave, sampling_rate=rate, return_tensors="pt")
+        # the one embed step's features: on the model's device, but on the CPU in DataLoader workers (num_workers > 0)
+        device = self.model.device if torch.utils.data.get_worker_info() is None else torch.device("cpu")
+        return features(self.feature_extractor, [wave], rate, device)
 
     def _forward(self, model_inputs, per_layer=False, per_frame=False):
         if "long_audio" in model_inputs:

@@ -128,3 +128,8 @@ def check_device(device, computation_dtype):
             f"got {computation_dtype}"
         )
     return torch.device(device)
+
+
+def hz_to_htk_mel(freq):
+    """Hz -> HTK mel, 1127 ln(1 + f / 700), float64 (Kaldi's mel scale too): VGGish's, YAMNet's and EfficientAT's banks."""
+    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)

@@ -7,8 +7,8 @@ import pytest
 import torch
 from chunking_testing import noise, tiny_model
 
-from modeling_fusion import chunking
-from modeling_fusion.chunking import chunk_plan, chunk_spec, embed_long_clip
+from modeling_fusion import inference
+from modeling_fusion.chunking import chunk_plan, embed_long_clip
 
 BACKBONES = ("cnn14", "efficientat", "vggish", "ast", "yamnet")
 
@@ -22,12 +22,10 @@ def relative(a, b):
 
 
 @pytest.mark.parametrize("backbone", BACKBONES)
-def test_clips_up_to_the_chunk_length_give_todays_result_exactly(backbone):
+def test_clips_up_to_the_chunk_length_give_the_embed_step_exactly(backbone):
     model, extractor = tiny_model(backbone)
     audio = noise(3.0, extractor.sampling_rate)
-    inputs = extractor(audio, sampling_rate=extractor.sampling_rate, return_tensors="pt")
-    with torch.no_grad():
-        today = model(**inputs, output_hidden_states=True)
+    today = inference.embed(model, extractor, [audio], extractor.sampling_rate, output_hidden_states=True)
     out = embed_long_clip(model, extractor, audio, chunk_length_s=3.0, output_hidden_states=True)
     assert torch.equal(out.pooler_output, today.pooler_output)
     assert torch.equal(out.last_hidden_state, today.last_hidden_state)
@@ -37,7 +35,7 @@ def test_clips_up_to_the_chunk_length_give_todays_result_exactly(backbone):
 @pytest.mark.parametrize("backbone", BACKBONES)
 def test_frame_count_formula_matches_the_model(backbone):
     model, extractor = tiny_model(backbone)
-    spec = chunk_spec(model.config, extractor)
+    spec = model.config.chunk_spec(extractor)
     rate = extractor.sampling_rate
     for samples in (int(1.07 * rate), int(1.98 * rate), int(2.5 * rate) + 7, 4 * spec.unit_samples):
         frames = whole(model, extractor, noise(samples / rate, rate)).last_hidden_state.shape[1]
@@ -56,7 +54,7 @@ def test_frame_count_formula_matches_the_model(backbone):
 def test_cnn_chunks_equal_the_whole_clip(backbone, seconds, chunk_s):
     model, extractor = tiny_model(backbone)
     audio = noise(seconds, extractor.sampling_rate, seed=1)
-    spec = chunk_spec(model.config, extractor)
+    spec = model.config.chunk_spec(extractor)
     assert len(chunk_plan(len(audio), spec, chunk_s, extractor.sampling_rate)) >= 2
     reference = whole(model, extractor, audio, output_hidden_states=True)
     out = embed_long_clip(model, extractor, audio, chunk_length_s=chunk_s, output_hidden_states=True)
@@ -77,7 +75,7 @@ def test_cnn_chunks_equal_the_whole_clip(backbone, seconds, chunk_s):
 def test_yamnet_chunks_equal_the_whole_clip(embedding_type, seconds, monkeypatch):
     model, extractor = tiny_model("yamnet", embedding_type=embedding_type)
     audio = noise(seconds, extractor.sampling_rate, seed=1)
-    spec = chunk_spec(model.config, extractor)
+    spec = model.config.chunk_spec(extractor)
     plan = chunk_plan(len(audio), spec, 2.0, extractor.sampling_rate)
     assert len(plan) >= 5 and all(start % 15360 == 0 and (len(audio) - stop) % 15360 == 0 for *_, start, stop in plan)
     reference = whole(model, extractor, audio, output_hidden_states=True)
@@ -88,7 +86,8 @@ def test_yamnet_chunks_equal_the_whole_clip(embedding_type, seconds, monkeypatch
     for a, b in zip(reference.pooled_hidden_states, out.pooled_hidden_states):
         assert relative(a, b) < 1e-5
     if embedding_type == "fusion" and seconds == 12.0:
-        monkeypatch.setattr(chunking, "chunk_spec", lambda config, fe: dataclasses.replace(spec, length_period=None))
+        unpadded = dataclasses.replace(spec, length_period=None)
+        monkeypatch.setattr(type(model.config), "chunk_spec", lambda config, fe: unpadded)
         shifted = embed_long_clip(model, extractor, audio, chunk_length_s=2.0).last_hidden_state
         assert relative(reference.last_hidden_state, shifted) > 1e-3
 
@@ -98,8 +97,8 @@ def test_context_below_the_receptive_field_changes_cnn14_frames(monkeypatch):
     model, extractor = tiny_model("cnn14")
     audio = noise(12.0, extractor.sampling_rate, seed=1)
     reference = whole(model, extractor, audio).last_hidden_state
-    narrow = dataclasses.replace(chunk_spec(model.config, extractor), context_units=1)
-    monkeypatch.setattr(chunking, "chunk_spec", lambda config, fe: narrow)
+    narrow = dataclasses.replace(model.config.chunk_spec(extractor), context_units=1)
+    monkeypatch.setattr(type(model.config), "chunk_spec", lambda config, fe: narrow)
     assert relative(reference, embed_long_clip(model, extractor, audio, chunk_length_s=2.0).last_hidden_state) > 1e-3
 
 
@@ -112,7 +111,7 @@ def test_approximate_backbones_stay_close_to_the_whole_clip(backbone, bound):
     audio = noise(12.3, extractor.sampling_rate, seed=2)
     reference = whole(model, extractor, audio)
     chunk_s = 2.0 if backbone == "efficientat" else 12.0  # AST: windows of 10.24 s, 6.1 s kept
-    assert len(chunk_plan(len(audio), chunk_spec(model.config, extractor), chunk_s, extractor.sampling_rate)) >= 2
+    assert len(chunk_plan(len(audio), model.config.chunk_spec(extractor), chunk_s, extractor.sampling_rate)) >= 2
     out = embed_long_clip(model, extractor, audio, chunk_length_s=chunk_s)
     assert out.last_hidden_state.shape == reference.last_hidden_state.shape
     assert 0 < relative(reference.last_hidden_state, out.last_hidden_state) < bound
@@ -121,7 +120,7 @@ def test_approximate_backbones_stay_close_to_the_whole_clip(backbone, bound):
 
 def test_ast_windows_use_the_checkpoint_grid():
     model, extractor = tiny_model("ast")
-    spec = chunk_spec(model.config, extractor)
+    spec = model.config.chunk_spec(extractor)
     plan = chunk_plan(60 * 16000 + 123, spec, 30.0, 16000)
     assert {spec.num_frames(stop - start) for _, _, start, stop in plan} == {101}  # no position adaptation
     assert {stop - start for _, _, start, stop in plan[:-1]} == {162800}  # 1016 frames, 10.175 s
@@ -146,7 +145,7 @@ def test_bad_audio_is_a_clear_error():
 def test_a_model_without_a_chunking_description_runs_whole(monkeypatch, caplog):
     model, extractor = tiny_model("cnn14")
     audio = noise(6.0, extractor.sampling_rate, seed=8)
-    monkeypatch.setattr(chunking, "SPECS", {})
+    monkeypatch.delattr(type(model.config), "chunk_spec")
     out = embed_long_clip(model, extractor, audio, chunk_length_s=2.0)
     assert torch.equal(out.last_hidden_state, whole(model, extractor, audio).last_hidden_state)
     assert "no chunking description" in caplog.text

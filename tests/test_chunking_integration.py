@@ -2,10 +2,10 @@
 
 import numpy as np
 import soundfile as sf
-import torch
 from chunking_testing import noise, tiny_model
 from conftest import run_clean_process
 
+from modeling_fusion import inference
 from modeling_fusion.audio_input import load_audio
 from modeling_fusion.chunking import embed_long_clip
 from modeling_fusion.cli.embed import main as embed_main
@@ -22,9 +22,8 @@ def test_pipeline_chunks_long_clips_and_keeps_short_ones_exact():
     np.testing.assert_array_equal(result["embedding"], reference.pooler_output[0].numpy())
     np.testing.assert_array_equal(result["frames"], reference.last_hidden_state[0].numpy())
     assert len(result["layers"]) == 7
-    with torch.no_grad():  # below the default chunk length: the whole-clip forward, bit for bit
-        today = model(**extractor(audio, sampling_rate=16000, return_tensors="pt")).pooler_output[0].numpy()
-    np.testing.assert_array_equal(pipe(audio)["embedding"], today)
+    whole = inference.embed(model, extractor, [audio], 16000).pooler_output[0].numpy()  # below the default length:
+    np.testing.assert_array_equal(pipe(audio)["embedding"], whole)  # the one embed step on the whole clip, bit for bit
 
 
 def test_fusion_embed_chunks_long_files(tmp_path):

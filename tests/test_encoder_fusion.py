@@ -16,7 +16,7 @@ from transformers import (
     AutoConfig, AutoModelForAudioClassification, SeamlessM4TFeatureExtractor, Wav2Vec2BertConfig, Wav2Vec2BertModel, Wav2Vec2FeatureExtractor,
 )
 
-from modeling_fusion.chunking import chunk_spec, embed_long_clip
+from modeling_fusion.chunking import embed_long_clip
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.modeling_encoder_fusion import (
     EncoderFusionForAudioClassification, EncoderFusionModel, encoder_blocks,
@@ -216,7 +216,7 @@ def test_chunk_spec_counts_frames_and_long_clips_run(family):
     """The chunking description's frame count equals the model's real frames; a clip longer than
     `chunk_length_s` runs in chunks into that many frames, pooled as the recipe pools them."""
     model, _, extractor = build(family, [1, 2])
-    spec = chunk_spec(model.config, extractor)
+    spec = model.config.chunk_spec(extractor)
     rate = extractor.sampling_rate
     waves = clips(rate, (0.5, 0.73, 1.0))
     with torch.no_grad():

@@ -15,6 +15,7 @@ from conftest import REPO
 from encoder_testing import tiny_encoder
 from transformers import AutoFeatureExtractor, AutoModel
 
+from modeling_fusion import inference
 from modeling_fusion.harness import hear
 from modeling_fusion.chunking import embed_long_clip
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
@@ -71,9 +72,7 @@ def test_validator_checks(case):
     # the scene embedding is the model's pooler_output on the same audio, clip by clip
     extractor = model.feature_extractor
     for row in (0, 3):
-        inputs = extractor(audio[row].numpy(), sampling_rate=extractor.sampling_rate, return_tensors="pt")
-        with torch.no_grad():
-            expected = model.model(**inputs).pooler_output[0]
+        expected = inference.embed(model.model, extractor, [audio[row].numpy()], model.sample_rate).pooler_output[0]
         torch.testing.assert_close(scenes[row], expected, rtol=1e-6, atol=1e-6)  # batch of 4 vs one clip
 
 
@@ -140,8 +139,7 @@ def test_load_model_from_a_folder_equals_automodel(cnn14_folder):
     audio = torch.rand(3, int(2.74 * 16000)) * 2 - 1
     auto = AutoModel.from_pretrained(cnn14_folder, trust_remote_code=True).eval()
     extractor = AutoFeatureExtractor.from_pretrained(cnn14_folder, trust_remote_code=True)
-    with torch.no_grad():
-        expected = auto(**extractor(list(audio.numpy()), sampling_rate=16000, return_tensors="pt")).pooler_output
+    expected = inference.embed(auto, extractor, list(audio.numpy()), 16000).pooler_output  # the one embed step
     assert torch.equal(hear.get_scene_embeddings(audio, model), expected)
     with pytest.raises(ValueError, match="unknown option"):
         hear.load_model(str(cnn14_folder), hop_ms=50)

@@ -10,6 +10,7 @@ from huggingface_hub import ModelCard
 from original_checkpoints import ORIGINAL_CHECKPOINTS
 
 from conftest import SHARED, run_clean_process
+from modeling_fusion import inference
 from modeling_fusion.hub import publish as hub
 from transformers import AutoFeatureExtractor, AutoModel
 
@@ -58,9 +59,10 @@ def test_clean_process_matches_package(built, tmp_path):
     with torch.no_grad():
         out = model(**extractor(audio, sampling_rate=rate, return_tensors="pt"), output_hidden_states=True)
     np.testing.assert_allclose(result["pooled"], out.pooler_output[0].numpy(), rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(result["pipeline"], out.pooler_output[0].numpy(), rtol=1e-5, atol=1e-6)
-    assert len(result["layers"]) == len(out.hidden_states)
-    for layer, pooled in zip(result["layers"], out.pooled_hidden_states):
+    step = inference.embed(model, extractor, [audio], rate, output_hidden_states=True)  # the pipeline's front end
+    np.testing.assert_allclose(result["pipeline"], step.pooler_output[0].numpy(), rtol=1e-5, atol=1e-6)
+    assert len(result["layers"]) == len(step.hidden_states)
+    for layer, pooled in zip(result["layers"], step.pooled_hidden_states):
         np.testing.assert_allclose(layer, pooled[0].numpy(), rtol=1e-5, atol=1e-6)
     if "top" in result:
         assert len(result["top"]) == 2 and result["top"][0]["score"] >= result["top"][1]["score"]

@@ -10,6 +10,7 @@ import torch
 from vggish_reference import random_torchvggish, torchvggish_checkpoint
 
 from conftest import run_clean_process
+from modeling_fusion import inference
 from modeling_fusion.convert import main as convert_main
 from modeling_fusion.feature_extraction_vggish import VGGishFeatureExtractor
 from modeling_fusion.modeling_vggish import VGGishFusionModel
@@ -103,10 +104,12 @@ def test_clean_process_loads_and_matches(folder, tmp_path):
     np.testing.assert_allclose(result["plain"], out.plain_embedding.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(result["original"], out.plain_embedding.numpy(), rtol=1e-5, atol=1e-6)
     assert np.all(np.mod(result["original"][:2], 1.0) == 0)  # one example each: twice an 8-bit integer
-    np.testing.assert_allclose(result["pipe_embedding"], out.pooler_output[2].numpy(), rtol=1e-5, atol=1e-6)
+    step = inference.embed(model, VGGishFeatureExtractor.from_pretrained(folder), [clips()[2]], 16000,
+                           output_hidden_states=True)  # the pipeline's front end: the one embed step's
+    np.testing.assert_allclose(result["pipe_embedding"], step.pooler_output[0].numpy(), rtol=1e-5, atol=1e-6)
     assert result["pipe_frames"] == [18, 8192]
     for got, n in zip(result["pipe_layers"], (10, 22)):
-        np.testing.assert_allclose(got, out.pooled_hidden_states[n][2].numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got, step.pooled_hidden_states[n][0].numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_loading_without_trust_remote_code_fails_clearly(folder, tmp_path):

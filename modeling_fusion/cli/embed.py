@@ -13,7 +13,6 @@ next to the output (atomically) and resume where they stopped. Files longer than
 
 import argparse
 import hashlib
-import inspect
 import json
 import logging
 import os
@@ -27,6 +26,7 @@ from tqdm.auto import tqdm
 from .file_list import list_audio
 from ..audio_input import check_clip, load_audio, resampler_tag
 from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
+from ..inference import embed
 from .model_source import check_model_source, load_pretrained
 
 logger = logging.getLogger("fusion-embed")
@@ -103,7 +103,6 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
     done = load_progress(progress_file, fingerprint)
     if done:
         logger.info(f"resuming: {len(done)} of {len(paths)} files already done")
-    device = next(model.parameters()).device
     todo = [i for i in range(len(paths)) if i not in done]
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     for count, batch in enumerate(tqdm(batches, desc="embedding", unit="batch"), 1):
@@ -121,11 +120,7 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
             out = embed_long_clip(model, extractor, clips.pop(index), chunk_length_s, per_layer, per_frame)
             done[index] = _row_result(out, 0, per_layer, per_frame)
         if clips:
-            rate = extractor.sampling_rate
-            on_device = {"device": device} if "device" in inspect.signature(extractor.__call__).parameters else {}
-            features = extractor(list(clips.values()), sampling_rate=rate, return_tensors="pt", **on_device).to(device)
-            with torch.no_grad():
-                out = model(**features, output_hidden_states=per_layer)
+            out = embed(model, extractor, list(clips.values()), extractor.sampling_rate, output_hidden_states=per_layer)
             for row, index in enumerate(clips):
                 done[index] = _row_result(out, row, per_layer, per_frame)
         if progress_file is not None and (count % SAVE_EVERY == 0):

@@ -6,17 +6,24 @@
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
-# backbone -> module with add_arguments(parser) and run(args)
-CONVERTERS = {
-    "ast": "modeling_fusion.convert.ast",
-    "cnn14": "modeling_fusion.convert.cnn14",
-    "efficientat": "modeling_fusion.convert.efficientat",
-    "encoder": "modeling_fusion.convert.encoder",
-    "vggish": "modeling_fusion.convert.vggish",
-    "yamnet": "modeling_fusion.convert.yamnet",
-}
+
+def _converters():
+    """{backbone: module name} for every module of this package with add_arguments(parser) and run(args),
+    named as `__init__.BACKBONES` and the variants' "backbone" ("cnn14" -> modeling_fusion.convert.cnn14)."""
+    found = {}
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):  # __main__
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        if callable(getattr(module, "add_arguments", None)) and callable(getattr(module, "run", None)):
+            found[info.name] = module.__name__
+    return found
+
+
+CONVERTERS = _converters()
 
 
 def main(argv=None):

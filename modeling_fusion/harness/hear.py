@@ -34,8 +34,9 @@ before the end of the audio.
 import numpy as np
 import torch
 
-from ..chunking import DEFAULT_CHUNK_LENGTH_S, base_model, chunk_spec, embed_long_clip
+from ..chunking import DEFAULT_CHUNK_LENGTH_S, base_model, embed_long_clip
 from ..cli.model_source import check_model_source, load_pretrained
+from ..inference import embed
 
 DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in modeling_fusion/hub/configs/
 OPTIONS = ("chunk_length_s",)
@@ -56,7 +57,7 @@ class HearModel(torch.nn.Module):
         self.model = base_model(model).eval()
         self.feature_extractor = feature_extractor
         self.sample_rate = int(feature_extractor.sampling_rate)
-        self.spec = chunk_spec(self.model.config, feature_extractor)
+        self.spec = self.model.config.chunk_spec(feature_extractor)
         window = self.spec.window_units
         if chunk_length_s and window and hasattr(self.model.config, "encoder_config"):
             # an encoder's own extractor cuts clips to its window (transformers' AST: 1024 frames, Whisper: 30 s):
@@ -116,10 +117,7 @@ def _outputs(clips, model, return_frames):
     group = len(clips) if limit is None else max(1, int(limit // max(length, 1)))
     for first in range(0, len(clips), group):
         rows = list(range(first, min(first + group, len(clips))))
-        features = model.feature_extractor(list(clips[rows]), sampling_rate=model.sample_rate, return_tensors="pt")
-        device = next(model.model.parameters()).device
-        with torch.no_grad():
-            yield rows, model.model(**{k: v.to(device) for k, v in features.items()}, return_dict=True)
+        yield rows, embed(model.model, model.feature_extractor, list(clips[rows]), model.sample_rate)
 
 
 def get_timestamp_embeddings(audio, model):
