@@ -270,6 +270,16 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
     return [check_clip(clip, expected_rate, min_samples, f"{name}: clip {index}") for index, clip in enumerate(clips)]
 
 
+def check_fixed_clip_seconds(seconds, name):
+    """An extractor's `fixed_clip_seconds` argument -> None (clips keep their own length) or float seconds > 0;
+    ValueError naming `name` for anything else (a string, zero, negative, NaN or infinite)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ValueError(f"{name}: fixed_clip_seconds must be None or a number of seconds > 0, got {seconds!r}")
+    return float(seconds)
+
+
 def _is_float_tensors(raw_audio):
     """A floating-point torch tensor, or a non-empty list/tuple of them."""
     items = raw_audio if isinstance(raw_audio, (list, tuple)) and len(raw_audio) else [raw_audio]

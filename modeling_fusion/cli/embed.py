@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .file_list import list_audio
 from ..audio_input import check_clip, load_audio, resampler_tag
 from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
 from .model_source import check_model_source, load_pretrained
+from .quiet import progress, quiet_transformers
 
 logger = logging.getLogger("fusion-embed")
 SAVE_EVERY = 20  # batches between progress saves
@@ -106,7 +106,7 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
     device = next(model.parameters()).device
     todo = [i for i in range(len(paths)) if i not in done]
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    for count, batch in enumerate(tqdm(batches, desc="embedding", unit="batch"), 1):
+    for count, batch in enumerate(progress(batches, desc="embedding", unit="batch"), 1):
         clips = {}
         for index in batch:
             try:
@@ -163,6 +163,7 @@ def main(argv=None):
                         help="no pretrained model: build BACKBONE (e.g. cnn14) with random weights to try the tool")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    quiet_transformers()
     if not args.model and not args.random_weights_demo:
         parser.error("give MODEL (a converted folder or Hub id), or --random-weights-demo BACKBONE")
     try:
