@@ -89,9 +89,9 @@ def save_progress(progress_file, fingerprint, done):
 
 def read_clip(path, extractor):
     """File -> mono float32 at the extractor's rate, checked long enough; ValueError naming the file."""
-    rate = extractor.sampling_rate
-    wave = load_audio(path, rate, name=str(path))
-    return check_clip(wave, rate, getattr(extractor, "min_samples", 1), str(path))
+    rate, min_samples = extractor.sampling_rate, getattr(extractor, "min_samples", 1)
+    wave = load_audio(path, rate, name=str(path), min_samples=min_samples)
+    return check_clip(wave, rate, min_samples, str(path))
 
 
 def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, progress_file=None, fingerprint=None,
