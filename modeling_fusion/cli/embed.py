@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .file_list import list_audio
+from .file_list import durations, list_audio
 from ..audio_input import check_clip, load_audio, resampler_tag
 from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
 from .model_source import check_model_source, load_pretrained
@@ -99,12 +99,16 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
     """Embed every file; returns one dict of arrays per file, or {"skipped": error} for a file that
     could not be read or is too short when `skip_bad` (else that ValueError, naming the file, is raised).
     Files longer than `chunk_length_s` seconds run alone through `chunking.embed_long_clip` (bounded
-    memory); None or 0 never chunks. Progress is saved to `progress_file` and resumed."""
+    memory); None or 0 never chunks. Files are batched in order of length (header durations), shortest first;
+    the result list is in `paths` order. Progress is saved to `progress_file` and resumed."""
     done = load_progress(progress_file, fingerprint)
     if done:
         logger.info(f"resuming: {len(done)} of {len(paths)} files already done")
     device = next(model.parameters()).device
-    todo = [i for i in range(len(paths)) if i not in done]
+    # Shortest first: a model runs each distinct frame count as its own sub-batch (padding never changes an
+    # embedding), so batches of similar lengths share forwards; results stay in file order.
+    seconds = durations(paths)
+    todo = sorted((i for i in range(len(paths)) if i not in done), key=lambda i: seconds[i])
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
     for count, batch in enumerate(progress(batches, desc="embedding", unit="batch"), 1):
         clips = {}
@@ -151,7 +155,9 @@ def main(argv=None):
     parser.add_argument("model", nargs="?", help="converted model folder or Hub id")
     parser.add_argument("audio", help="folder of audio files, or an audiofolder dataset (metadata.csv)")
     parser.add_argument("--output", required=True, help="output .npz file")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="files per batch (as fusion-eval's); files run shortest first, so a batch holds similar "
+                             "lengths (default: 32)")
     parser.add_argument("--per-layer", action="store_true", help="also store every layer's pooled embedding")
     parser.add_argument("--per-frame", action="store_true", help="also store per-frame fused features")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
