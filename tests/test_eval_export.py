@@ -29,8 +29,12 @@ def test_exported_probe_predicts_like_fusion_eval(kind, tmp_path):
     build(tmp_path / "model")
     main(["--model", str(tmp_path / "model"), "--task", str(tmp_path / "tones"), "--unit-sec", "1.0",
           "--split-column", "split", "--seeds", "42", "--cache-dir", str(tmp_path / "cache"), *layers,
-          "--output", str(tmp_path / "out"), "--export-classifier", str(tmp_path / "probe")])
-    export = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["tones"]["export"]
+          "--output", str(tmp_path / "out"), "--export-classifier", str(tmp_path / "probe"),
+          "--mixed-precision", "no", "--lr", "1e-3", "--batch-size", "4", "--chunk-size", "8"])
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {key: results["settings"][key] for key in ("mixed_precision", "lr", "batch_size", "chunk_size")} == {
+        "mixed_precision": "no", "lr": 1e-3, "batch_size": 4, "chunk_size": 8}
+    export = results["tasks"]["tones"]["export"]
     assert export["folder"] == str(tmp_path / "probe") and export["classes"] == ["high", "low", "mid"]
     assert len(export["test_predictions"]) == 12
     config = json.loads((tmp_path / "probe" / "config.json").read_text())

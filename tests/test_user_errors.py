@@ -69,3 +69,17 @@ def test_cli_output_has_no_progress_bars_off_a_terminal(cnn14_folder, tmp_path):
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "wrote" in output and "it/s" not in output and "Loading weights" not in output and "%|" not in output
+
+
+def test_fusion_eval_help_loads_no_model_code():
+    """`fusion-eval --help` took 4.2 s importing torch, transformers and every model; it needs only the task
+    registry now (the run imports the rest)."""
+    script = ("import sys, contextlib, io\nfrom fusion_eval.cli import main\n"
+              "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+              "    try:\n        main(['--help'])\n    except SystemExit:\n        pass\n"
+              "assert '--export-classifier' in out.getvalue()\n"
+              "print(sorted(m for m in ('torch', 'transformers', 'modeling_fusion', 'datasets') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
