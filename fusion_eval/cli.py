@@ -14,11 +14,7 @@ import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-import torch
-
-from modeling_fusion.audio_input import resampler_tag
-
-from .tasks import TASKS, list_tasks, resolve_task
+from .tasks import TASKS, list_tasks, resolve_task  # the registry is plain data: --help and --list-tasks load no model code
 
 DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
 DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
@@ -107,13 +103,18 @@ def main(argv=None):
 
 
 def run(args, tasks):
+    import torch
     from accelerate import Accelerator
+
+    from modeling_fusion.audio_input import resampler_tag
+    from modeling_fusion.cli.quiet import quiet_transformers
 
     from .probe import load_accuracy_metric
     from .report import write_report
     from .representations import Embedder
     from .runner import RunSettings, plan_task, prepare_task, probe_task
 
+    quiet_transformers()
     started = time.perf_counter()
     precision = args.mixed_precision
     if precision == "auto":

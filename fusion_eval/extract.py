@@ -58,7 +58,7 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
     device = accelerator.device
     if total < len(cache.rows) and accelerator.is_main_process:
         tqdm.write(f"{desc}: resuming, {len(cache.rows) - total} of {len(cache.rows)} clips already in {cache.directory}")
-    progress = tqdm(total=total, desc=desc, unit="clip", disable=not accelerator.is_main_process)
+    progress = tqdm(total=total, desc=desc, unit="clip", disable=None if accelerator.is_main_process else True)  # None: no bar off a terminal
     # One loader over the missing chunks' rows (its workers start once); each chunk is written when complete.
     rows = np.concatenate([cache.chunk_rows(chunk) for chunk in todo])
     dataset = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad)

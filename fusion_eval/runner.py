@@ -98,7 +98,7 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
         "runs": [run.name for run in prepared.runs], "seeds": list(settings.seeds), "representations": {},
     }
     runs = [_drop_bad(run, views.bad) for run in prepared.runs]
-    for rep in tqdm(embedder.representations, desc=f"{task.name} probes", unit="representation"):
+    for rep in tqdm(embedder.representations, desc=f"{task.name} probes", unit="representation", disable=None):
         rep_started = time.perf_counter()
         lr = settings.lr or task.learning_rate(embedder.family, rep.kind)
         embeddings = views.load(rep.key)

@@ -48,7 +48,7 @@ def resampler_tag():
     return ("soxr", _soxr().__version__, RESAMPLER_QUALITY)
 
 
-def load_audio(audio, sampling_rate, source_rate=None, name=None):
+def load_audio(audio, sampling_rate, source_rate=None, name=None, min_samples=None):
     """Any supported audio -> mono float32 [N] at `sampling_rate` Hz.
 
     audio: a file path (str/Path) or the file's bytes (decoded with soundfile, torchcodec for formats
@@ -60,6 +60,8 @@ def load_audio(audio, sampling_rate, source_rate=None, name=None):
     sampling_rate: the target rate in Hz (the model's).
     source_rate: the rate of a bare array in Hz; None means it is already at `sampling_rate`.
     name: how errors refer to the input (default: the file path, or "audio").
+    min_samples: the shortest clip the model takes, in samples at `sampling_rate`; a shorter input raises a
+    ValueError counting its own samples at its own rate and the count after resampling.
     Raises ValueError naming the input for unreadable files, empty or non-finite audio, ambiguous
     2-D layouts, more than 2 dims, and unsupported dtypes. Needs soxr to resample.
     """
@@ -82,7 +84,20 @@ def load_audio(audio, sampling_rate, source_rate=None, name=None):
         raise ValueError(f"{name}: the audio is empty (0 samples).")
     if not np.isfinite(wave).all():
         raise ValueError(f"{name}: the audio contains NaN or Inf samples; clean or drop it.")
-    return resample(wave, source_rate or sampling_rate, sampling_rate)
+    resampled = resample(wave, source_rate or sampling_rate, sampling_rate)
+    if min_samples and len(resampled) < min_samples:
+        raise ValueError(too_short(name, len(wave), source_rate or sampling_rate, len(resampled), sampling_rate,
+                                   min_samples))
+    return resampled
+
+
+def too_short(where, samples, source_rate, resampled, rate, min_samples):
+    """The too-short message: the input's own `samples` at `source_rate` Hz, and `resampled` at the model's `rate`."""
+    at_model_rate = "" if int(source_rate) == int(rate) else f", {resampled} samples at the model's {rate} Hz"
+    needed = -(-min_samples * int(source_rate) // int(rate))  # at the input's own rate, rounded up
+    return (f"{where} has {samples} samples at {int(source_rate)} Hz ({samples / source_rate:.3f} s{at_model_rate}); "
+            f"this model needs at least {min_samples} samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at "
+            f"the end, e.g. np.pad(x, (0, {needed} - len(x))) at {int(source_rate)} Hz.")
 
 
 def decode(source, name=None):
@@ -270,6 +285,16 @@ def mono_clips(raw_audio, sampling_rate, expected_rate, min_samples, name, fixed
     return [check_clip(clip, expected_rate, min_samples, f"{name}: clip {index}") for index, clip in enumerate(clips)]
 
 
+def check_fixed_clip_seconds(seconds, name):
+    """An extractor's `fixed_clip_seconds` argument -> None (clips keep their own length) or float seconds > 0;
+    ValueError naming `name` for anything else (a string, zero, negative, NaN or infinite)."""
+    if seconds is None:
+        return None
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds < float("inf"):
+        raise ValueError(f"{name}: fixed_clip_seconds must be None or a number of seconds > 0, got {seconds!r}")
+    return float(seconds)
+
+
 def _is_float_tensors(raw_audio):
     """A floating-point torch tensor, or a non-empty list/tuple of them."""
     items = raw_audio if isinstance(raw_audio, (list, tuple)) and len(raw_audio) else [raw_audio]
@@ -325,11 +350,7 @@ def check_samples(clip, rate, min_samples, where):
     if len(clip) == 0:
         raise ValueError(f"{where} is empty (0 samples).")
     if len(clip) < min_samples:
-        raise ValueError(
-            f"{where} has {len(clip)} samples ({len(clip) / rate:.3f} s); this model needs at least {min_samples} "
-            f"samples ({min_samples / rate:.3f} s) at {rate} Hz. Zero-pad it at the end, e.g. "
-            f"np.pad(x, (0, {min_samples} - len(x)))."
-        )
+        raise ValueError(too_short(where, len(clip), rate, len(clip), rate, min_samples))
 
 
 def fix_length(wave, unit_samples, offset=0):

@@ -8,7 +8,7 @@ import torch
 from transformers import ASTFeatureExtractor
 from transformers.audio_utils import mel_filter_bank, window_function
 
-from .audio_input import mono_clips, pad_frames
+from .audio_input import check_fixed_clip_seconds, mono_clips, pad_frames
 from .spectral import batch_waves, check_device, filterbank, frame_mask, on_device, pad_past_end, to_batch_feature
 
 FRAME_LENGTH, FRAME_SHIFT = 400, 160  # Kaldi defaults at 16 kHz: 25 ms windows, 10 ms hop, snip_edges
@@ -29,13 +29,16 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
         pad_to_max_length: False (default, the paper's mode): every clip keeps its own length; a batch is
             right-padded with `padding_value` and `attention_mask` [B, T] marks real frames. True: the
             standard AST behaviour, zero-pad (before normalising) or truncate every clip to `max_length`.
+        fixed_clip_seconds: None (default): every clip keeps its own length. Seconds: every clip is cut to its
+            first `fixed_clip_seconds` s and zero-padded at the end to that length (`audio_input.fix_length`), as a
+            `fusion-eval --export-classifier` probe saw its test clips; saved in preprocessor_config.json.
         Other arguments as `ASTFeatureExtractor`.
     """
 
     model_input_names = ["input_values", "attention_mask"]
     torch_front_end = True  # __call__(..., device=) computes the batch there; clips may be tensors on it
 
-    def __init__(self, pad_to_max_length=False, return_attention_mask=True, **kwargs):
+    def __init__(self, pad_to_max_length=False, return_attention_mask=True, fixed_clip_seconds=None, **kwargs):
         with warnings.catch_warnings():
             # Kaldi's own 128-bin bank at 16 kHz has an empty filter (bin 3, between two FFT bins); expected.
             warnings.filterwarnings("ignore", message="At least one mel filter has all zero values")
@@ -48,6 +51,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
                 )
                 self.window = window_function(FRAME_LENGTH, "hann", periodic=False)
         self.pad_to_max_length = pad_to_max_length
+        self.fixed_clip_seconds = check_fixed_clip_seconds(fixed_clip_seconds, type(self).__name__)
 
     @property
     def min_samples(self):
@@ -61,7 +65,7 @@ class AstFusionFeatureExtractor(ASTFeatureExtractor):
 
     def _clips(self, raw_audio, sampling_rate, keep_tensors=False):
         return mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                          getattr(self, "fixed_clip_seconds", None), keep_tensors)
+                          self.fixed_clip_seconds, keep_tensors)
 
     def torch_log_fbank(self, clips, device, dtype=torch.float32):
         """List of [N_i] float32 clips -> (log-mel fbank [B, T, num_mel_bins] float32 on `device`, not normalised,

@@ -4,7 +4,7 @@ import numpy as np
 import torch
 from transformers import SequenceFeatureExtractor
 
-from .audio_input import mono_clips
+from .audio_input import check_fixed_clip_seconds, mono_clips
 from .configuration_cnn14 import MIN_FRAMES
 from .spectral import batch_waves, filterbank, frame_mask, log_mel_features, on_device, pad_past_end, reflect_pad
 
@@ -44,6 +44,10 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
     power spectrum, 64 Slaney mel bands, 10*log10(max(x, 1e-10)). The learned `bn0` normalisation
     stays in the model, as in PANNs. Clips of different lengths are right-padded; the mask marks
     real frames and the model never lets padding change a clip's output.
+
+    `fixed_clip_seconds`: None (default): every clip keeps its own length. Seconds: every clip is cut to its
+    first `fixed_clip_seconds` s and zero-padded at the end to that length (`audio_input.fix_length`), as a
+    `fusion-eval --export-classifier` probe saw its test clips; saved in preprocessor_config.json.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -59,6 +63,7 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
         f_max=8000.0,
         padding_value=-100.0,
         return_attention_mask=True,
+        fixed_clip_seconds=None,
         **kwargs,
     ):
         super().__init__(
@@ -68,6 +73,7 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
             return_attention_mask=return_attention_mask,
             **kwargs,
         )
+        self.fixed_clip_seconds = check_fixed_clip_seconds(fixed_clip_seconds, type(self).__name__)
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.f_min = f_min
@@ -118,5 +124,5 @@ class Cnn14FeatureExtractor(SequenceFeatureExtractor):
         round-off; PANNs' own torch front end is float32); float64 by <= 1e-6 dB (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
+                           self.fixed_clip_seconds, keep_tensors=device is not None)
         return log_mel_features(self, clips, device, computation_dtype, return_attention_mask, return_tensors)

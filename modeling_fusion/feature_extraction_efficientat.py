@@ -5,7 +5,7 @@ import numpy as np
 import torch
 from transformers import SequenceFeatureExtractor
 
-from .audio_input import mono_clips
+from .audio_input import check_fixed_clip_seconds, mono_clips
 from .spectral import (batch_waves, filterbank, frame_mask, hz_to_htk_mel, log_mel_features, on_device, pad_past_end,
                        reflect_pad)
 
@@ -37,6 +37,10 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
     [B, 1, mel, time] layout itself; time comes first here so that padding (and the pipelines'
     batching, which pads dim 1) runs along time. Clips of different lengths are right-padded with
     the value of silence; the mask marks real frames and the model never lets padding change a clip's output.
+
+    `fixed_clip_seconds`: None (default): every clip keeps its own length. Seconds: every clip is cut to its
+    first `fixed_clip_seconds` s and zero-padded at the end to that length (`audio_input.fix_length`), as a
+    `fusion-eval --export-classifier` probe saw its test clips; saved in preprocessor_config.json.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -53,6 +57,7 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
         f_max=15000.0,
         padding_value=SILENCE,
         return_attention_mask=True,
+        fixed_clip_seconds=None,
         **kwargs,
     ):
         super().__init__(
@@ -62,6 +67,7 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
             return_attention_mask=return_attention_mask,
             **kwargs,
         )
+        self.fixed_clip_seconds = check_fixed_clip_seconds(fixed_clip_seconds, type(self).__name__)
         if win_length > n_fft:
             raise ValueError(f"win_length ({win_length}) must not exceed n_fft ({n_fft})")
         self.n_fft = n_fft
@@ -112,5 +118,5 @@ class EfficientATFeatureExtractor(SequenceFeatureExtractor):
         <= 1e-4 in normalised log units (= 5e-4 in ln); float64 by <= 1e-6 (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, self.min_samples, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
+                           self.fixed_clip_seconds, keep_tensors=device is not None)
         return log_mel_features(self, clips, device, computation_dtype, return_attention_mask, return_tensors)

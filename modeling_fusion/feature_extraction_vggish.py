@@ -6,7 +6,7 @@ import numpy as np
 import torch
 from transformers import SequenceFeatureExtractor
 
-from .audio_input import mono_clips
+from .audio_input import check_fixed_clip_seconds, mono_clips
 from .spectral import batch_waves, check_device, filterbank, hz_to_htk_mel, on_device, pad_past_end, to_batch_feature
 
 FRAMES_PER_BLOCK = 1024  # frames transformed at once: float64 buffers of ~4 MB stay in cache and reused memory
@@ -40,6 +40,10 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
     the paper's pipeline does too, padding every clip to the task's length. Clips with fewer examples
     than the longest in the batch are filled with `padding_value`, and the mask marks real examples.
     Window, FFT and magnitude in float64 like the numpy reference, mel projection and log in float32.
+
+    `fixed_clip_seconds`: None (default): every clip keeps its own length. Seconds: every clip is cut to its
+    first `fixed_clip_seconds` s and zero-padded at the end to that length (`audio_input.fix_length`), as a
+    `fusion-eval --export-classifier` probe saw its test clips; saved in preprocessor_config.json.
     """
 
     model_input_names = ["input_values", "attention_mask"]
@@ -59,6 +63,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         pad_end=False,
         padding_value=0.0,
         return_attention_mask=True,
+        fixed_clip_seconds=None,
         **kwargs,
     ):
         super().__init__(
@@ -68,6 +73,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
             return_attention_mask=return_attention_mask,
             **kwargs,
         )
+        self.fixed_clip_seconds = check_fixed_clip_seconds(fixed_clip_seconds, type(self).__name__)
         self.window_length = window_length
         self.hop_length = hop_length
         self.f_min = f_min
@@ -128,7 +134,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
             waves = torch.zeros(len(rows), samples)
             for index, row in enumerate(rows):
                 clip = clips[row][:samples]
-                waves[index, : len(clip)] = torch.from_numpy(clip)
+                waves.numpy()[index, : len(clip)] = clip  # a numpy copy: a read-only clip (np.frombuffer) is fine
             frames = waves.unfold(1, self.window_length, self.hop_length)  # [b, num_frames, 400], a view
             log_mel = torch.empty(len(rows), num_frames, self.feature_size)
             row_step = max(1, FRAMES_PER_BLOCK // num_frames)
@@ -169,7 +175,7 @@ class VGGishFeatureExtractor(SequenceFeatureExtractor):
         round-off in near-empty bands), float64 by <= 1e-6 (tests/test_frontends_torch.py).
         """
         clips = mono_clips(raw_audio, sampling_rate, self.sampling_rate, 1, type(self).__name__,
-                           getattr(self, "fixed_clip_seconds", None), keep_tensors=device is not None)
+                           self.fixed_clip_seconds, keep_tensors=device is not None)
         if device is None:
             values, mask = self.examples(clips)
         else:

@@ -62,8 +62,15 @@ class AudioEmbeddingPipeline(Pipeline):
                 "audio-embedding pipeline: sampling_rate= is the rate of a bare array input; a file, bytes, dict "
                 "or decoder carries its own rate."
             )
+        if isinstance(inputs, (str, os.PathLike)) and os.path.isdir(inputs):
+            raise ValueError(
+                f"audio-embedding pipeline: {inputs} is a folder; the pipeline embeds one clip per input (a file, "
+                f"bytes, an array or a dict). For a folder of audio run `fusion-embed MODEL {inputs} --output "
+                "embeddings.npz`, or pass the pipeline a list of its files."
+            )
         name = None if isinstance(inputs, (str, os.PathLike)) else "pipeline input"
-        wave = load_audio(inputs, rate, source_rate=sampling_rate, name=name)
+        wave = load_audio(inputs, rate, source_rate=sampling_rate, name=name,
+                          min_samples=getattr(self.feature_extractor, "min_samples", None))
         if chunk_length_s and len(wave) > chunk_length_s * rate:
             return {"long_audio": wave, "chunk_length_s": chunk_length_s}
         # the one embed step's features: on the model's device, but on the CPU in DataLoader workers (num_workers > 0)

@@ -77,3 +77,23 @@ def test_random_weights_demo_is_named(audio_dir, tmp_path, caplog):
 def test_not_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(SystemExit, match="is not a folder"):
         embed.main(["--random-weights-demo", "cnn14", str(tmp_path / "nope"), "--output", str(tmp_path / "o.npz")])
+
+
+def test_files_run_shortest_first_and_come_back_in_file_order(tmp_path, monkeypatch):
+    """A batch runs one model forward per distinct length, so similar lengths are batched together (files
+    in listing order gave nearly one forward per file); the output keeps the listing order."""
+    folder = tmp_path / "audio"
+    folder.mkdir()
+    seconds = {"a.wav": 2.0, "b.wav": 0.5, "c.wav": 2.0, "d.wav": 0.5}
+    for name, length in seconds.items():
+        sf.write(folder / name, np.full(int(16000 * length), 0.1, np.float32), 16000)
+    read = embed.read_clip
+    order = []
+    monkeypatch.setattr(embed, "read_clip", lambda path, extractor: order.append(path.name) or read(path, extractor))
+    model_dir = tiny_cnn14_folder(tmp_path / "model")
+    embed.main([str(model_dir), str(folder), "--output", str(tmp_path / "out.npz"), "--batch-size", "2"])
+    assert order == ["b.wav", "d.wav", "a.wav", "c.wav"]  # two batches of one length each: two forwards
+    saved = np.load(tmp_path / "out.npz")
+    assert [p.rsplit("/", 1)[1] for p in saved["files"]] == sorted(seconds)
+    np.testing.assert_allclose(saved["embeddings"][0], saved["embeddings"][2], rtol=1e-6)  # a == c
+    assert not np.allclose(saved["embeddings"][0], saved["embeddings"][1])

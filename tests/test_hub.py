@@ -2,10 +2,12 @@
 Hub repo: clean-process Auto classes and both pipelines, a card with a model-index, and push."""
 
 import json
+import os
 
 import numpy as np
 import pytest
 import torch
+import yaml
 from huggingface_hub import ModelCard
 from original_checkpoints import ORIGINAL_CHECKPOINTS
 
@@ -131,3 +133,64 @@ def test_wrong_checkpoint_for_variant_is_refused(tmp_path):
 def test_unknown_variant_lists_the_published_ones():
     with pytest.raises(ValueError, match="cnn14-16k-fusion-3-6"):
         hub.load_variant("cnn15")
+
+
+def test_build_with_results_puts_the_measured_model_index_in_the_card(tmp_path, capsys):
+    """`hub build --results` on fusion-eval's committed random-CNN14 run (results.json with the model_index.yaml
+    and results.md its report wrote beside it): measured and paper results in the model-index, the table in the text."""
+    run = hub.HUB_CONFIGS.parents[2] / "reports" / "random_cnn14" / "results.json"
+    checkpoint = tmp_path / "mn04_as_mAP_432.pt"
+    ORIGINAL_CHECKPOINTS["efficientat-mn04-as-fusion-12-14"](checkpoint)
+    hub.main(["build", "efficientat-mn04-as-fusion-12-14", "--checkpoint", str(checkpoint), "--output",
+              str(tmp_path / "repo"), "--results", str(run), "--no-verify"])
+    card = ModelCard.load(tmp_path / "repo" / "README.md")
+    index = yaml.safe_load((run.parent / "model_index.yaml").read_text())["model-index"][0]["results"]
+    expected = {entry["dataset"]["type"]: entry["metrics"][0]["value"] for entry in index}
+    assert len(expected) == 4 and expected["fsdd"] > 50
+    assert {r.dataset_type: r.metric_value for r in card.data.eval_results} == expected  # no paper row for mn04
+    assert (run.parent / "results.md").read_text().strip() in card.text
+    assert "modeling-fusion/efficientat-mn04-as-fusion-12-14" in card.text  # the variant's hub_id
+    with pytest.raises(SystemExit, match="model_index.yaml and .*results.md not found"):
+        hub.main(["build", "efficientat-mn04-as-fusion-12-14", "--checkpoint", str(checkpoint), "--output",
+                  str(tmp_path / "other"), "--results", str(tmp_path / "repo" / "README.md"), "--no-verify"])
+
+
+def test_every_variant_names_a_hub_repository_and_push_alone_uses_it(tmp_path, monkeypatch):
+    from huggingface_hub.utils import validate_repo_id
+
+    for name in hub.variants():
+        validate_repo_id(hub.hub_id(name))
+        assert hub.hub_id(name).endswith("/" + name)
+    pushed = []
+    monkeypatch.setattr(hub, "build", lambda *args, **kwargs: tmp_path)
+    monkeypatch.setattr(hub, "push", lambda folder, repo_id, *args: pushed.append(repo_id))
+    hub.main(["build", "vggish-fusion-10-15", "--checkpoint", "x", "--output", str(tmp_path), "--push"])
+    hub.main(["build", "vggish-fusion-10-15", "--checkpoint", "x", "--output", str(tmp_path), "--push", "me/mine"])
+    assert pushed == ["modeling-fusion/vggish-fusion-10-15", "me/mine"]
+
+
+def test_harness_default_is_the_variants_hub_repository(monkeypatch):
+    from modeling_fusion.harness import hear, xares
+
+    assert hear.DEFAULT_MODEL == hub.hub_id("efficientat-mn04-as-fusion-12-14") == xares.DEFAULT_MODEL
+    loaded = []
+    monkeypatch.delenv("FUSION_XARES_MODEL", raising=False)
+    monkeypatch.setattr(xares, "load_model", lambda model: loaded.append(model) or (_ for _ in ()).throw(StopIteration))
+    with pytest.raises(StopIteration):
+        xares.FusionEncoder()
+    assert loaded == ["modeling-fusion/efficientat-mn04-as-fusion-12-14"]
+
+
+def test_yamnet_without_labels_names_its_own_class_map(tmp_path, caplog):
+    checkpoint = tmp_path / "yamnet.tflite"
+    ORIGINAL_CHECKPOINTS["yamnet-fusion-6-14"](checkpoint)
+    hub.build("yamnet-fusion-6-14", checkpoint, tmp_path / "repo", verify=False)
+    assert "--labels yamnet_class_map.csv" in caplog.text and "class_labels_indices" not in caplog.text
+
+
+def test_built_files_follow_the_umask(built):
+    _, folder = built
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {path.name: oct(path.stat().st_mode & 0o777) for path in folder.iterdir() if path.is_file()} == {
+        path.name: oct(0o666 & ~umask) for path in folder.iterdir() if path.is_file()}

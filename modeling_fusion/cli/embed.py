@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from .file_list import list_audio
+from .file_list import durations, list_audio
 from ..audio_input import check_clip, load_audio, resampler_tag
 from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
 from ..inference import embed
 from .model_source import check_model_source, load_pretrained
+from .quiet import progress, quiet_transformers
 
 logger = logging.getLogger("fusion-embed")
 SAVE_EVERY = 20  # batches between progress saves
@@ -89,9 +89,9 @@ def save_progress(progress_file, fingerprint, done):
 
 def read_clip(path, extractor):
     """File -> mono float32 at the extractor's rate, checked long enough; ValueError naming the file."""
-    rate = extractor.sampling_rate
-    wave = load_audio(path, rate, name=str(path))
-    return check_clip(wave, rate, getattr(extractor, "min_samples", 1), str(path))
+    rate, min_samples = extractor.sampling_rate, getattr(extractor, "min_samples", 1)
+    wave = load_audio(path, rate, name=str(path), min_samples=min_samples)
+    return check_clip(wave, rate, min_samples, str(path))
 
 
 def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, progress_file=None, fingerprint=None,
@@ -99,13 +99,17 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
     """Embed every file; returns one dict of arrays per file, or {"skipped": error} for a file that
     could not be read or is too short when `skip_bad` (else that ValueError, naming the file, is raised).
     Files longer than `chunk_length_s` seconds run alone through `chunking.embed_long_clip` (bounded
-    memory); None or 0 never chunks. Progress is saved to `progress_file` and resumed."""
+    memory); None or 0 never chunks. Files are batched in order of length (header durations), shortest first;
+    the result list is in `paths` order. Progress is saved to `progress_file` and resumed."""
     done = load_progress(progress_file, fingerprint)
     if done:
         logger.info(f"resuming: {len(done)} of {len(paths)} files already done")
-    todo = [i for i in range(len(paths)) if i not in done]
+    # Shortest first: a model runs each distinct frame count as its own sub-batch (padding never changes an
+    # embedding), so batches of similar lengths share forwards; results stay in file order.
+    seconds = durations(paths)
+    todo = sorted((i for i in range(len(paths)) if i not in done), key=lambda i: seconds[i])
     batches = [todo[start:start + batch_size] for start in range(0, len(todo), batch_size)]
-    for count, batch in enumerate(tqdm(batches, desc="embedding", unit="batch"), 1):
+    for count, batch in enumerate(progress(batches, desc="embedding", unit="batch"), 1):
         clips = {}
         for index in batch:
             try:
@@ -146,7 +150,9 @@ def main(argv=None):
     parser.add_argument("model", nargs="?", help="converted model folder or Hub id")
     parser.add_argument("audio", help="folder of audio files, or an audiofolder dataset (metadata.csv)")
     parser.add_argument("--output", required=True, help="output .npz file")
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=32,
+                        help="files per batch (as fusion-eval's); files run shortest first, so a batch holds similar "
+                             "lengths (default: 32)")
     parser.add_argument("--per-layer", action="store_true", help="also store every layer's pooled embedding")
     parser.add_argument("--per-frame", action="store_true", help="also store per-frame fused features")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -158,6 +164,7 @@ def main(argv=None):
                         help="no pretrained model: build BACKBONE (e.g. cnn14) with random weights to try the tool")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    quiet_transformers()
     if not args.model and not args.random_weights_demo:
         parser.error("give MODEL (a converted folder or Hub id), or --random-weights-demo BACKBONE")
     try:

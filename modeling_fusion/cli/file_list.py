@@ -3,6 +3,8 @@
 import csv
 from pathlib import Path
 
+import soundfile
+
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".mp3", ".aiff", ".aif", ".au"}
 
 
@@ -25,3 +27,16 @@ def list_audio(source):
     if not paths:
         raise ValueError(f"no audio files ({', '.join(sorted(AUDIO_SUFFIXES))}) under {source}")
     return paths, None
+
+
+def durations(paths):
+    """Seconds of each file from its header (soundfile.info, no decoding); 0.0 where soundfile cannot read the
+    header (e.g. M4A: decoded later by torchcodec). For ordering files by length, not for any result."""
+    seconds = []
+    for path in paths:
+        try:
+            info = soundfile.info(str(path))
+            seconds.append(info.frames / info.samplerate)
+        except (soundfile.LibsndfileError, RuntimeError, TypeError, OSError):
+            seconds.append(0.0)
+    return seconds

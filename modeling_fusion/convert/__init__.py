@@ -38,6 +38,9 @@ def main(argv=None):
         sub.set_defaults(module=module)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from ..cli.quiet import quiet_transformers
+
+    quiet_transformers()
     try:
         output = args.module.run(args)
     except (ValueError, FileNotFoundError) as error:

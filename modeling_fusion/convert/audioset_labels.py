@@ -19,8 +19,9 @@ def parse_labels_csv(text, source):
     return [row["display_name"] for row in sorted(rows, key=lambda row: int(row["index"]))]
 
 
-def load_audioset_labels(path=None, num_classes=NUM_AUDIOSET_CLASSES):
-    """Names from `path`; else the official list when online; else LABEL_i with a warning."""
+def load_audioset_labels(path=None, num_classes=NUM_AUDIOSET_CLASSES, labels_file="class_labels_indices.csv"):
+    """Names from `path`; else the official list when online; else LABEL_i with a warning that names
+    `labels_file`, the CSV this checkpoint's classes come in (YAMNet: yamnet_class_map.csv)."""
     if path is not None:
         with open(path, encoding="utf-8") as handle:
             names = parse_labels_csv(handle.read(), path)
@@ -36,8 +37,8 @@ def load_audioset_labels(path=None, num_classes=NUM_AUDIOSET_CLASSES):
         except OSError as error:
             logger.warning(f"could not download the AudioSet label names ({error})")
     logger.warning(
-        "AudioSet label names unavailable: using LABEL_0 ... LABEL_%d. Pass --labels class_labels_indices.csv "
-        "to name them.", num_classes - 1,
+        "AudioSet label names unavailable: using LABEL_0 ... LABEL_%d. Pass --labels %s to name them.",
+        num_classes - 1, labels_file,
     )
     return [f"LABEL_{index}" for index in range(num_classes)]
 

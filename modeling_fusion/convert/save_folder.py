@@ -1,5 +1,6 @@
 """Write a Hub-ready model folder: weights, configs with complete `auto_map`, flat remote code."""
 
+import os
 from pathlib import Path
 
 from transformers.dynamic_module_utils import custom_object_save
@@ -52,4 +53,15 @@ def save_model_folder(model, feature_extractor, output_dir):
     model.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     custom_object_save(AudioEmbeddingPipeline, output_dir)
+    follow_umask(output_dir)
     return output_dir
+
+
+def follow_umask(folder):
+    """Give every file in `folder` the mode the umask gives new files (0644 under umask 022): safetensors
+    writes model.safetensors 0600, so others could not read a published folder's weights."""
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in Path(folder).iterdir():
+        if path.is_file():
+            path.chmod(0o666 & ~umask)

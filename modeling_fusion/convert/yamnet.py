@@ -174,7 +174,7 @@ def convert(checkpoint, output, layers=None, labels=None):
     state, graph, front_end_ops = read_yamnet(checkpoint)
     extractor = YAMNetFeatureExtractor()
     check_front_end(graph, front_end_ops, extractor)
-    id2label, label2id = label_maps(load_audioset_labels(labels, NUM_CLASSES))
+    id2label, label2id = label_maps(load_audioset_labels(labels, NUM_CLASSES, labels_file="yamnet_class_map.csv"))
     options = {} if layers is None else {"fusion_layers": list(layers)}
     config = YAMNetFusionConfig(id2label=id2label, label2id=label2id,
                                 problem_type="multi_label_classification", **options)

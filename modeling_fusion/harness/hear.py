@@ -36,9 +36,11 @@ import torch
 
 from ..chunking import DEFAULT_CHUNK_LENGTH_S, base_model, embed_long_clip
 from ..cli.model_source import check_model_source, load_pretrained
+from ..hub.publish import hub_id
 from ..inference import embed
 
-DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in modeling_fusion/hub/configs/
+DEFAULT_VARIANT = "efficientat-mn04-as-fusion-12-14"  # the published variant in modeling_fusion/hub/configs/
+DEFAULT_MODEL = hub_id(DEFAULT_VARIANT)  # its Hub repository (owner/name), where `hub build --push` publishes it
 OPTIONS = ("chunk_length_s",)
 PROBE_SECONDS = 2.0  # audio used once at load time to read the embedding sizes
 
@@ -90,7 +92,8 @@ def load_model(model_file_path="", **options):
         check_model_source(model_id)  # a missing folder or unreachable Hub id: one clear line
     model, extractor = load_pretrained(
         model_id, f"Give a converted model folder (e.g. built with `python -m modeling_fusion.hub build "
-        f"{DEFAULT_MODEL} --checkpoint CKPT --output DIR`) or a Hub id.")
+        f"{DEFAULT_VARIANT} --checkpoint CKPT --output DIR`) or a Hub id; offline, the default {DEFAULT_MODEL} "
+        "loads only once it is in the local Hub cache (`hf download`).")
     return HearModel(model, extractor, options.get("chunk_length_s", DEFAULT_CHUNK_LENGTH_S))
 
 

@@ -5,7 +5,7 @@
 X-ARES turns the file path into a module name (modeling_fusion.harness.xares: run it from X-ARES's checkout with
 this package installed) and builds the module's one attribute whose name ends in "Encoder" with no
 arguments, so the model comes from the environment variable FUSION_XARES_MODEL (a converted folder or a
-Hub id; default: the published variant `hear.DEFAULT_MODEL`). Frames are the fused per-frame features
+Hub id; default: the published variant's Hub repository `hear.DEFAULT_MODEL`). Frames are the fused per-frame features
 (`last_hidden_state`), as HEAR's timestamp embeddings, through the bounded-memory chunked path for long
 clips (X-ARES asks for up to 10 minutes). X-ARES resamples with torchaudio and mean-pools frames, so its
 scores are not comparable number for number with `fusion-eval` (soxr, mean+max).

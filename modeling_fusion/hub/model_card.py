@@ -3,7 +3,9 @@
 import json
 from pathlib import Path
 
+import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import AutoConfig
 
 CARDS = Path(__file__).resolve().parent / "cards"
@@ -30,9 +32,32 @@ def paper_markdown(rows):
     return "\n".join(lines)
 
 
+def measured_results(results):
+    """(EvalResults, markdown table) of a fusion-eval run, read from the files its report writes beside
+    results.json: `model_index.yaml` (the model-index of the run's main representation) and `results.md`
+    (the table and the data sources). `results`: that results.json or its folder (fusion-eval's --output).
+    Raises ValueError naming the missing file (the hub never imports fusion_eval: the app depends on the library)."""
+    folder = Path(results)
+    folder = folder if folder.is_dir() else folder.parent
+    if not Path(results).exists():
+        raise ValueError(f"--results {results}: no such file or folder; give the results.json of a fusion-eval run "
+                         "(or its --output folder)")
+    files = {name: folder / name for name in ("model_index.yaml", "results.md")}
+    missing = [str(path) for path in files.values() if not path.is_file()]
+    if missing:
+        raise ValueError(f"--results {results}: {' and '.join(missing)} not found; fusion-eval writes them next to "
+                         "results.json in its --output folder: give that folder's results.json")
+    block = yaml.safe_load(files["model_index.yaml"].read_text()) or {}
+    if not block.get("model-index"):
+        raise ValueError(f"{files['model_index.yaml']} has no model-index entries (a fusion-eval run writes them)")
+    _, evals = model_index_to_eval_results(block["model-index"])
+    return evals, files["results.md"].read_text().strip()
+
+
 def render_card(variant, folder, repo_id, results=None):
-    """ModelCard for a built folder. `variant` is modeling_fusion/hub/configs/<name>/variant.json as a dict; `results`
-    a fusion-eval results.json dict whose main representation goes into the model-index."""
+    """ModelCard for a built folder. `variant` is modeling_fusion/hub/configs/<name>/variant.json as a dict;
+    `results` a fusion-eval results.json (or its folder) whose model-index and table go into the card
+    (`measured_results`)."""
     card = variant["card"]
     config = AutoConfig.from_pretrained(folder)
     preprocessor = json.loads((Path(folder) / "preprocessor_config.json").read_text())
@@ -41,10 +66,8 @@ def render_card(variant, folder, repo_id, results=None):
     if card.get("paper_row"):
         eval_results += paper_results(card["paper_row"])
     if results is not None:
-        from fusion_eval.report import eval_results as measured_results, markdown_table
-
-        eval_results += measured_results(results)
-        measured = markdown_table(results)
+        evals, measured = measured_results(results)
+        eval_results += evals
     citations = json.loads((CARDS / "citations.json").read_text())
     data = ModelCardData(
         model_name=card["model_name"], library_name="transformers", pipeline_tag=card["pipeline_tag"],

@@ -1,11 +1,11 @@
 """Build (and push) the published Hub repos from original checkpoints.
 
     python -m modeling_fusion.hub build VARIANT --checkpoint PATH --output DIR
-        [--labels class_labels_indices.csv] [--results eval/.../results.json] [--push REPO_ID]
+        [--labels class_labels_indices.csv] [--results runs/x/results.json] [--push [REPO_ID]]
     python -m modeling_fusion.hub list
 
-A variant is a folder of `modeling_fusion/hub/configs/`: `variant.json` (backbone, source checkpoint, card
-metadata), `config.json` (the published model settings, applied on top of the conversion) and
+A variant is a folder of `modeling_fusion/hub/configs/`: `variant.json` (backbone, `hub_id`: the repository
+`--push` publishes to by default, source checkpoint, card metadata), `config.json` (the published model settings, applied on top of the conversion) and
 `preprocessor_config.json` (the front end the checkpoint must have; checked, not changed).
 """
 
@@ -20,9 +20,10 @@ from pathlib import Path
 from huggingface_hub import HfApi, get_token
 from transformers import AutoFeatureExtractor, AutoModel, AutoModelForAudioClassification
 
+from ..cli.quiet import quiet_transformers
 from ..convert import CONVERTERS
-from .model_card import render_card
 from ..convert.save_folder import save_model_folder
+from .model_card import render_card
 
 logger = logging.getLogger("modeling_fusion.hub")
 HUB_CONFIGS = Path(__file__).resolve().parent / "configs"
@@ -82,8 +83,17 @@ def write_license(folder, source):
     (Path(folder) / "LICENSE").write_text(text)
 
 
+def hub_id(name):
+    """The Hub repository (owner/name) variant `name` is published to: its variant.json's `hub_id`."""
+    return load_variant(name)["variant"]["hub_id"]
+
+
 def build(name, checkpoint, output, labels=None, results=None, repo_id=None, verify=True):
-    """Convert `checkpoint` into a complete Hub folder for variant `name`; returns the folder."""
+    """Convert `checkpoint` into a complete Hub folder for variant `name`; returns the folder.
+
+    labels: the class-name CSV for variants with a head (`labels_file` in variant.json, else AudioSet's
+    class_labels_indices.csv); results: a fusion-eval results.json (or its folder) for the card's model-index;
+    repo_id: the repository the card names (default: the variant's `hub_id`)."""
     spec = load_variant(name)
     variant = spec["variant"]
     if not Path(checkpoint).exists():
@@ -95,8 +105,7 @@ def build(name, checkpoint, output, labels=None, results=None, repo_id=None, ver
     converter.convert(checkpoint, output, **variant.get("converter_args", {}), **extra)
     apply_variant(output, spec)
     write_license(output, variant["source"])
-    results = json.loads(Path(results).read_text()) if results else None
-    render_card(variant, output, repo_id or f"<user>/{name}", results).save(Path(output) / "README.md")
+    render_card(variant, output, repo_id or variant["hub_id"], results).save(Path(output) / "README.md")
     return Path(output)
 
 
@@ -123,9 +132,12 @@ def main(argv=None):
     build_parser.add_argument("variant")
     build_parser.add_argument("--checkpoint", required=True)
     build_parser.add_argument("--output", required=True)
-    build_parser.add_argument("--labels", help="class_labels_indices.csv (AudioSet names) for variants with a head")
-    build_parser.add_argument("--results", help="fusion-eval results.json for the card's model-index")
-    build_parser.add_argument("--push", metavar="REPO_ID", help="upload the folder to this Hub repo")
+    build_parser.add_argument("--labels", help="class names for variants with a head: class_labels_indices.csv "
+                              "(AudioSet), yamnet_class_map.csv for yamnet-fusion-6-14 (`list` names each file)")
+    build_parser.add_argument("--results", help="a fusion-eval results.json (model_index.yaml and results.md beside "
+                              "it go into the card)")
+    build_parser.add_argument("--push", metavar="REPO_ID", nargs="?", const="",
+                              help="upload the folder to this Hub repo (alone: the variant's hub_id, see `list`)")
     build_parser.add_argument("--private", action="store_true")
     build_parser.add_argument("--no-verify", action="store_true", help="skip the checkpoint checksum check")
     push_parser = commands.add_parser("push", help="upload a built folder")
@@ -134,18 +146,23 @@ def main(argv=None):
     push_parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    quiet_transformers()
     try:
         if args.command == "list":
             for name in variants():
-                source = load_variant(name)["variant"]["source"]
-                print(f"{name:36s} {source['file_name']:28s} {source['url']}")
+                variant = load_variant(name)["variant"]
+                source = variant["source"]
+                labels = variant.get("labels_file", "class_labels_indices.csv") if variant["audioset_labels"] else "-"
+                print(f"{name:34s} {variant['hub_id']:52s} {source['file_name']:28s} --labels {labels:26s} "
+                      f"{source['url']}")
         elif args.command == "build":
-            folder = build(args.variant, args.checkpoint, args.output, args.labels, args.results, args.push,
+            repo_id = (args.push or hub_id(args.variant)) if args.push is not None else None
+            folder = build(args.variant, args.checkpoint, args.output, args.labels, args.results, repo_id,
                            verify=not args.no_verify)
             print(f"built {folder}")
-            if args.push:
-                push(folder, args.push, args.variant, args.private)
-                print(f"pushed {folder} to https://huggingface.co/{args.push}")
+            if repo_id:
+                push(folder, repo_id, args.variant, args.private)
+                print(f"pushed {folder} to https://huggingface.co/{repo_id}")
         else:
             if not Path(args.folder).is_dir():
                 raise ValueError(f"model folder {args.folder} does not exist; build it first with "
