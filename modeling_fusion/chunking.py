@@ -1,18 +1,28 @@
-"""Bounded-memory embedding of one clip of any length: overlapping chunks, stitched fused frames.
+"""Bounded-memory embedding of one clip of any length: the whole clip when it fits a memory budget, else
+overlapping chunks, stitched fused frames.
 
     from modeling_fusion.chunking import embed_long_clip
     out = embed_long_clip(model, feature_extractor, audio)   # audio: 1-D float at the extractor's rate
     out.pooler_output [1, D], out.last_hidden_state [1, T, D], with output_hidden_states also
     out.pooled_hidden_states (per-layer clip embeddings [1, D_l]; per-layer frames are not kept)
 
-Clips of at most `chunk_length_s` seconds (default 30 s) run whole, exactly as `model(**extractor(audio))`
-does today. Longer clips are cut on one grid of *units* (one fused frame; a 0.96 s example for VGGish):
-chunk k keeps units [kK, (k+1)K) (K ~ chunk_length_s) and is run with C units of context on each side
+Whole or chunked (`chunk_length`, the one decision the pipeline, fusion-embed, HEAR and X-ARES share): a clip
+runs whole, exactly as `model(**extractor(audio))`, when its whole-clip pass fits `memory_budget_gib` (default
+1 GiB: a laptop or a 16 GB GPU holds it beside the model). The cost is the config's
+`whole_clip_bytes_per_second`: peak memory growth of a whole-clip pass per second of audio, measured per backbone
+(`benchmarks/bench_long_clips.py`, whole rows), stated with each configuration. Longer clips run in chunks as long
+as the budget allows (or `chunk_length_s`). A model whose config states no cost (encoder fusion) keeps the length
+rule: clips longer than `chunk_length_s` (default 30 s) run in chunks. `chunk_length_s=0` never chunks.
+
+Chunks are cut on one grid of *units* (one fused frame; a 0.96 s example for VGGish):
+chunk k keeps units [kK, (k+1)K) (K ~ the chunk length) and is run with C units of context on each side
 (C covers the backbone's receptive field), whose frames are dropped before stitching. Every chunk starts on
 a unit boundary, so its frames fall on the whole clip's frame grid; the first chunk starts and the last
 ends where the clip does, so the clip's edges are treated as in a whole-clip pass. The clip embedding is
 pooled with running sum / count / max over the kept frames, and frames go into one preallocated
 [T, D] tensor: memory is that of one chunk plus the output frames (none with `return_frames=False`).
+Models with clip-wide channel gates (EfficientAT's squeeze-excitation) first fix every gate to its whole-clip
+value, one pass per gate module over the chunks (`clip_gates.whole_clip_gates`), so their chunks are exact too.
 
 How chunked frames differ from a whole-clip pass (30 s of noise, 10 s chunks, full-size random models;
 max relative difference of frames / clip embedding, `benchmarks/results/long_clips_differences.md`):
@@ -25,8 +35,12 @@ max relative difference of frames / clip embedding, `benchmarks/results/long_cli
   with the parity of the patch count, so chunks start on 0.96 s units (two patch hops, three fused frames) and
   have the clip's length modulo 0.96 s (`length_period`): same padding, same frames. Context 4 units (3.84 s)
   exceeds layer 14's receptive field (315 input frames). "plain" per-patch embeddings: float rounding (7e-7).
-- EfficientAT (1.2e-4 / 6.9e-5): the squeeze-excitation gates average over the whole input, so every
-  frame depends on the whole clip; chunks see their own (chunk + 3.2 s context) average. An approximation.
+- EfficientAT: the squeeze-excitation gates average over the whole input, so every frame depends on the whole
+  clip; with each gate fixed to its whole-clip value first (`clip_gates.py`), and 10 units (3.2 s) of context
+  above features.16's receptive-field half-width (297 input frames), chunked frames equal the whole-clip pass:
+  real mn04 weights, 180 s of real audio, `benchmarks/results/long_clips_differences_efficientat-mn04.md`
+  (without the fixed gates, each chunk's own average: clip cosine 0.971 on UrbanSound8K). Its "plain"
+  embedding is still the frame-weighted mean of the chunks' embeddings: an approximation.
 - AST (1.2e-2 / 1.8e-3): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
   (10.2 s of audio, the 1024-frame input's patches; position embeddings used as they are) keeping the
   middle 6.1 s, 2 s context on each side (the first and last windows take more on their inner side).
@@ -47,8 +61,11 @@ import torch
 
 from .fusion import POOLINGS, AudioFusionOutput
 
+from .clip_gates import gate_modules, whole_clip_gates
+
 logger = logging.getLogger(__name__)
-DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's result); longer ones in chunks
+DEFAULT_MEMORY_BUDGET_GIB = 1.0  # a clip whose whole-clip pass needs more runs in chunks
+DEFAULT_CHUNK_LENGTH_S = 30.0  # models without a stated cost: clips longer than this run in chunks of about this
 
 
 @dataclass(frozen=True)
@@ -288,16 +305,59 @@ def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
     return plan
 
 
-def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUNK_LENGTH_S,
-                    output_hidden_states=False, return_frames=True):
-    """Embed one clip of any length with memory bounded by one chunk (plus the returned frames).
+def whole_clip_gib(config, num_samples, sampling_rate):
+    """Peak memory (GiB) a whole-clip pass over `num_samples` needs: `config.whole_clip_bytes_per_second` times
+    the clip's seconds (linear in length, measured per backbone), or None when the config states no cost."""
+    per_second = getattr(config, "whole_clip_bytes_per_second", None)
+    return None if per_second is None else per_second * num_samples / sampling_rate / 2**30
+
+
+def chunk_length(model, feature_extractor, num_samples, chunk_length_s=None,
+                 memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
+    """None when a clip of `num_samples` runs whole, else the chunk length (seconds) to run it in.
+
+    With a stated cost (`whole_clip_gib`): whole when it is at most `memory_budget_gib` (None: always whole), else
+    chunks of `chunk_length_s` or, by default, as long as the budget holds (context included). Without one: the
+    length rule, chunks when the clip is longer than `chunk_length_s` (default 30 s); for an encoder whose feature
+    extractor cuts clips to its window (transformers' AST: 1024 frames, Whisper: 30 s) at most that window, so
+    that frames cover the whole clip. `chunk_length_s=0`, or an extractor with `fixed_clip_seconds` (it cuts
+    clips itself), always whole. The pipeline, fusion-embed, HEAR and X-ARES all decide with this function.
+    """
+    config = base_model(model).config
+    rate = feature_extractor.sampling_rate
+    if chunk_length_s == 0 or getattr(feature_extractor, "fixed_clip_seconds", None):
+        return None
+    cost = whole_clip_gib(config, num_samples, rate)
+    if cost is not None:
+        if memory_budget_gib is None or cost <= memory_budget_gib:
+            return None
+        if chunk_length_s:
+            return chunk_length_s
+        spec = chunk_spec(config, feature_extractor) if has_chunk_spec(config) else None
+        context_s = 2 * spec.context_units * spec.unit_samples / rate if spec else 0.0
+        unit_s = spec.unit_samples / rate if spec else 1.0
+        return max(unit_s, memory_budget_gib * 2**30 / config.whole_clip_bytes_per_second - context_s)
+    chunk_s = chunk_length_s or DEFAULT_CHUNK_LENGTH_S
+    if hasattr(config, "encoder_config") and has_chunk_spec(config):
+        spec = chunk_spec(config, feature_extractor)
+        if spec.window_units:
+            chunk_s = min(chunk_s, spec.window_units * spec.unit_samples / rate)
+    return chunk_s if num_samples > chunk_s * rate else None
+
+
+def embed_long_clip(model, feature_extractor, audio, chunk_length_s=None, output_hidden_states=False,
+                    return_frames=True, memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
+    """Embed one clip of any length: whole when it fits the memory budget, else with memory bounded by one chunk
+    (plus the returned frames).
 
     model: a base model of this package (or its ForAudioClassification model, whose base is used), in
         eval mode, on any device; feature_extractor: its extractor (the front end runs on the CPU).
     audio: one mono clip [N] (numpy or torch, float in [-1, 1]) at `feature_extractor.sampling_rate` Hz.
-    chunk_length_s: clips of at most this many seconds run whole: exactly `model(**extractor(audio))`;
-        longer ones in chunks of about this length (see the module docstring). None or 0: always whole, as
-        is every clip for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself).
+    memory_budget_gib: a clip whose whole-clip pass would need more (`whole_clip_gib`) runs in chunks; one that
+        fits runs whole, exactly `model(**extractor(audio))`. None: always whole.
+    chunk_length_s: the chunks' length in seconds (default: as long as the budget holds); for a model that
+        states no cost, clips longer than it (default 30 s) run in chunks. 0: always whole, as is every clip
+        for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself). See `chunk_length`.
     output_hidden_states: also return `pooled_hidden_states` (per-layer clip embeddings [1, D_l]).
         Chunked results carry no per-layer frames (`hidden_states` is None).
     return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
@@ -309,17 +369,32 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     model = base_model(model)
     audio = _as_clip(audio)
     rate = feature_extractor.sampling_rate
-    fixed = getattr(feature_extractor, "fixed_clip_seconds", None)  # an exported probe's extractor cuts clips itself
-    if not chunk_length_s or len(audio) <= chunk_length_s * rate or fixed:
+    chunk_s = chunk_length(model, feature_extractor, len(audio), chunk_length_s, memory_budget_gib)
+    if chunk_s is None:
         return _run(model, feature_extractor, audio, output_hidden_states)
     if not has_chunk_spec(model.config):
         logger.warning(f"{model.config.model_type} has no chunking description (config.chunk_spec): the "
                        f"{len(audio) / rate:.0f} s clip runs whole, with memory growing with its length.")
         return _run(model, feature_extractor, audio, output_hidden_states)
     spec = chunk_spec(model.config, feature_extractor)
+    plan = chunk_plan(len(audio), spec, chunk_s, rate)
+    if not gate_modules(model):
+        return _stitch(model, feature_extractor, audio, spec, plan, output_hidden_states, return_frames)
+    chunks = [(first, end, start // spec.unit_samples, index == len(plan) - 1)
+              for index, (first, end, start, _) in enumerate(plan)]
+
+    def run(index):
+        _run(model, feature_extractor, audio[plan[index][2]:plan[index][3]], output_hidden_states)
+
+    with whole_clip_gates(model, chunks, run, spec.unit_samples // feature_extractor.hop_length):
+        return _stitch(model, feature_extractor, audio, spec, plan, output_hidden_states, return_frames)
+
+
+def _stitch(model, feature_extractor, audio, spec, plan, output_hidden_states, return_frames):
+    """Run the chunks of `plan` and stitch their kept frames and running pools into one clip's output."""
     total = spec.num_frames(len(audio))
     frames_out, pooled, layers = None, _RunningPool(), None
-    for first, end, start, stop in chunk_plan(len(audio), spec, chunk_length_s, rate):
+    for first, end, start, stop in plan:
         out = _run(model, feature_extractor, audio[start:stop], output_hidden_states)
         offset = first * spec.frames_per_unit - start // spec.unit_samples * spec.frames_per_unit
         count = min(end * spec.frames_per_unit, total) - first * spec.frames_per_unit
