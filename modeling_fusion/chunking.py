@@ -333,10 +333,14 @@ def chunk_length(model, feature_extractor, num_samples, chunk_length_s=None,
             return None
         if chunk_length_s:
             return chunk_length_s
-        spec = chunk_spec(config, feature_extractor) if has_chunk_spec(config) else None
-        context_s = 2 * spec.context_units * spec.unit_samples / rate if spec else 0.0
-        unit_s = spec.unit_samples / rate if spec else 1.0
-        return max(unit_s, memory_budget_gib * 2**30 / config.whole_clip_bytes_per_second - context_s)
+        if not has_chunk_spec(config):
+            return DEFAULT_CHUNK_LENGTH_S  # runs whole anyway (embed_long_clip warns)
+        spec = chunk_spec(config, feature_extractor)
+        unit_s = spec.unit_samples / rate
+        if spec.window_units:  # every window spans the same units, whatever it keeps: keep the most
+            return (spec.window_units - 2 * spec.context_units) * unit_s
+        return max(unit_s, memory_budget_gib * 2**30 / config.whole_clip_bytes_per_second
+                   - 2 * spec.context_units * unit_s)
     chunk_s = chunk_length_s or DEFAULT_CHUNK_LENGTH_S
     if hasattr(config, "encoder_config") and has_chunk_spec(config):
         spec = chunk_spec(config, feature_extractor)
