@@ -41,10 +41,19 @@ max relative difference of frames / clip embedding, `benchmarks/results/long_cli
   real mn04 weights, 180 s of real audio, `benchmarks/results/long_clips_differences_efficientat-mn04.md`
   (without the fixed gates, each chunk's own average: clip cosine 0.971 on UrbanSound8K). Its "plain"
   embedding is still the frame-weighted mean of the chunks' embeddings: an approximation.
-- AST (1.2e-2 / 1.8e-3): global self-attention; long clips run in windows of the checkpoint's 101-patch grid
-  (10.2 s of audio, the 1024-frame input's patches; position embeddings used as they are) keeping the
-  middle 6.1 s, 2 s context on each side (the first and last windows take more on their inner side).
-  An approximation. Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings.
+- AST (1.2e-2 / 1.8e-3): global self-attention. The original (YuanGongND/ast) takes a fixed input: its loader and
+  inference recipe pad or truncate the fbank to 1024 frames (10.24 s), as transformers' ASTFeatureExtractor does
+  (max_length=1024); a model built for another length (`input_tdim`) cuts its position embeddings from the centre
+  or interpolates them bilinearly. This package's AST (pad_to_max_length=False, the paper's mode) is the latter at
+  each clip's own length, so a clip within the budget runs whole exactly as that original computes it. Beyond the
+  budget it runs in windows of the checkpoint's 101-patch grid (10.2 s of audio, the 1024-frame input's patches;
+  position embeddings used as they are, so each window is the original's own input) keeping the middle 6.1 s,
+  2 s context on each side (the first and last windows take more on their inner side): an approximation.
+  Why not the original's truncation: it drops everything after 10.24 s, and HEAR / X-ARES need frames to the
+  clip's end (hear-validator rejects timestamps that stop more than two hops early); why not whole: attention time
+  grows with the square of the length (1 minute: 235 s on this CPU; 20 minutes would take ~400x that).
+  Its "cls+dist" clip embedding is the frame-weighted mean of the windows' embeddings. The pipeline, fusion-embed
+  and HEAR make the same choice (`chunk_length`), so they give the same numbers for the same clip.
 - Clip embeddings that are not a pooling of the frames (plain embeddings, AST "cls+dist") are the
   frame-count-weighted mean of the chunks' clip embeddings: an approximation.
 
