@@ -32,15 +32,16 @@ three give the same numbers for the same clip. `chunk_length_s` (option) sets th
 
 VGGish's timestamp embeddings: VGGish drops an incomplete trailing 0.96 s example (the original does, and so does
 the scene embedding, the model's own), so its frames could stop up to ~1 s before the end of the audio, which
-hear-validator flags (an error when the last timestamp is more than two hops before the end). Here the clip is
-zero-padded to a whole number of examples first, and frames centred past the audio's end are dropped: the last
-timestamp is within one 160 ms hop of the end.
+hear-validator flags (an error when the last timestamp is more than two hops before the end: a 1.9 s clip
+stopped at 887.5 ms). Here the clip is zero-padded to a whole number of examples first, and frames centred past
+the audio's end are dropped: the last timestamp is within one 160 ms hop of the end.
 """
 
 import numpy as np
 import torch
 
-from ..chunking import DEFAULT_CHUNK_LENGTH_S, DEFAULT_MEMORY_BUDGET_GIB, base_model, chunk_length, chunk_spec, embed_long_clip, whole_clip_gib
+from ..chunking import (DEFAULT_CHUNK_LENGTH_S, DEFAULT_MEMORY_BUDGET_GIB, base_model, chunk_length, chunk_spec,
+                        embed_long_clip, whole_clip_gib)
 from ..cli.model_source import check_model_source, load_pretrained
 
 DEFAULT_MODEL = "efficientat-mn04-as-fusion-12-14"  # the published variant in modeling_fusion/hub/configs/
