@@ -9,9 +9,11 @@ over the whole clip gives module k's gate exactly as the whole-clip pass compute
 forward reaches is fixed, the chunks' frames equal the whole-clip pass's (the chunking context covers the
 receptive field): float rounding only (float64 vs float32 mean, convolutions on other sizes).
 
-Cost: one pass per gate module, each ending at that module, plus the final pass. EfficientAT-Fusion#12#14 reaches
-six (features.4-6, 11-13; eight with output_hidden_states), about 4x the whole-clip pass in time
-(`benchmarks/results/long_clips_exact.md`); memory is one chunk's, as in the plain chunked pass.
+Cost: one pass per gate module, each ending at that module, plus the final pass; each chunk's features are computed
+once (`chunking._FeatureCache`). EfficientAT-Fusion#12#14 reaches six (features.4-6, 11-13; eight with
+output_hidden_states): on 240 s of real audio the mn04 chunks took 1.6x (60 s chunks) and 2.2x (120 s) the
+whole-clip pass's time (one thread, loaded machine; `benchmarks/results/long_clips_differences_real.md` has
+the 3- and 20-minute runs). Memory: one chunk's activations plus every chunk's log-mel.
 
 A gate module is any module with a `fixed_gate` attribute (None: compute the gate) and a `gate(mean [B, C])`
 method, whose input is [B, C, ..., T] with time last (EfficientAT's layout). Remote code: imports only torch.
