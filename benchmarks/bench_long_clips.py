@@ -5,24 +5,26 @@
 
 Full-size models with random weights (memory and time do not depend on the weights), CPU, one thread,
 one clip of noise at the model's rate (--threads N for more). Modes:
-  whole    today's path: the feature extractor and the model on the whole clip (`model(**extractor(audio))`);
+  whole    the feature extractor and the model on the whole clip (`model(**extractor(audio))`);
            not run where it would take more than WHOLE_LIMIT_GIB on this shared machine (AST beyond 1 minute:
-           attention over 12 x 10 patches per second is quadratic; others when 4 x the 5-minute figure is more).
-  chunked  `chunking.embed_long_clip` (default chunk_length_s = 30 s), per-frame features returned.
-  pipeline the "audio-embedding" pipeline with its default chunk_length_s (clip embedding only).
-  hear     `hear.get_timestamp_embeddings` on a [1, samples] batch (frames + timestamps).
+           attention over 12 x 10 patches per second is quadratic in time; others when 4 x the 5-minute figure is more).
+  chunked  `chunking.embed_long_clip` with its defaults (whole within the 1 GiB memory budget, chunks as long as
+           the budget holds beyond it), per-frame features returned.
+  pipeline the "audio-embedding" pipeline with its defaults (clip embedding only).
+  hear     `hear.get_timestamp_embeddings` on a [1, samples] batch (frames + timestamps), default options.
 Each measurement runs in a fresh process: peak RSS growth = VmHWM - VmRSS after the model and the audio
 exist (VmHWM reset through /proc/self/clear_refs), so the returned frames count, the audio does not.
 Writes OUTPUT.json and OUTPUT.md.
 
     python benchmarks/bench_long_clips.py --differences [--seconds 30 --chunk-length-s 10]
 
-instead compares chunked and whole-clip frames and clip embeddings per backbone (max abs and relative
-difference; full-size random models with torch's default layer init and random BatchNorm statistics,
-noise at 0.1 RMS) and writes OUTPUT_differences.md. With `--model FOLDER` (one backbone: real weights) and
-`--audio-dir DIR` (its audio files, sorted, decoded at the model's rate and joined to `--seconds`) it measures a
-trained model on real audio and writes OUTPUT_differences_NAME.md: random EfficientAT weights shrink activations
-to ~1e-16, where squeeze-excitation gates are constant and chunking looks exact when it is not.
+instead compares chunked (forced: memory budget 0) and whole-clip frames and clip embeddings per backbone (max
+relative difference, frame cosine, wall time of each pass; full-size random models with torch's default layer init
+and random BatchNorm statistics, noise at 0.1 RMS) and writes OUTPUT_differences.json/.md. With `--model FOLDER`
+(one backbone: real weights) and `--audio-dir DIR` (its audio files, sorted, decoded at the model's rate and joined
+to `--seconds`) it measures a trained model on real audio and adds its row to OUTPUT_differences_real.json/.md:
+random EfficientAT weights shrink activations to ~1e-16, where squeeze-excitation gates are constant and chunking
+looks exact when it is not. `--chunk-length-s` defaults to the longest chunk the default budget holds.
 """
 
 import argparse
@@ -114,15 +116,12 @@ def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=N
     from chunking_testing import TINY, noise, tiny_model
 
     from modeling_fusion import BACKBONES as CLASSES
-    from modeling_fusion.chunking import embed_long_clip
+    from modeling_fusion.chunking import chunk_length, embed_long_clip
+    from modeling_fusion.clip_gates import gate_modules
     from modeling_fusion.cli.model_source import load_pretrained
 
     torch.set_num_threads(1)
-    what = (f"{Path(model_dir).name} (real weights) on {Path(audio_dir).name} audio" if model_dir
-            else "noise, full-size random models")
-    lines = [f"Chunked ({chunk_s:g} s chunks) vs whole-clip pass on {seconds:g} s of {what}.",
-             "", "| backbone | exact by design | frames max abs | frames max rel | clip max abs | clip max rel | "
-             "per-layer clip max rel | clip cosine |", "|---|---|---|---|---|---|---|---|"]
+    rows = []
     for backbone in backbones:
         if model_dir:
             model, extractor = load_pretrained(model_dir, "")
@@ -132,23 +131,54 @@ def differences(backbones, seconds, chunk_s, output, model_dir=None, audio_dir=N
             model, extractor = tiny_model(backbone, **defaults)
         rate = extractor.sampling_rate
         audio = joined_audio(audio_dir, seconds, rate) if audio_dir else noise(seconds, rate, seed=1)
-        whole = embed_long_clip(model, extractor, audio, None, output_hidden_states=True)
-        chunked = embed_long_clip(model, extractor, audio, chunk_s, output_hidden_states=True)
+        chunk = chunk_s or chunk_length(model, extractor, len(audio))
+        if chunk is None:
+            raise SystemExit(f"{seconds:g} s fit the default memory budget (one whole pass): give --chunk-length-s")
+        start = time.perf_counter()
+        whole = embed_long_clip(model, extractor, audio, memory_budget_gib=None, output_hidden_states=True)
+        whole_s = time.perf_counter() - start
+        start = time.perf_counter()
+        chunked = embed_long_clip(model, extractor, audio, chunk, output_hidden_states=True, memory_budget_gib=0)
+        chunked_s = time.perf_counter() - start
 
         def gap(a, b):
-            diff = float((a - b).abs().max())
-            return diff, diff / float(a.abs().max())
+            return float((a - b).abs().max() / a.abs().max())
 
-        frames, clip = gap(whole.last_hidden_state, chunked.last_hidden_state), gap(whole.pooler_output,
-                                                                                   chunked.pooler_output)
-        layers = max(gap(a, b)[1] for a, b in zip(whole.pooled_hidden_states, chunked.pooled_hidden_states)
-                     if float(a.abs().max()) > 0)
-        exact = model.config.chunk_spec(extractor).exact
-        cosine = float(torch.nn.functional.cosine_similarity(whole.pooler_output, chunked.pooler_output).min())
-        lines.append(f"| {backbone} | {'yes' if exact else 'no'} | {frames[0]:.2g} | {frames[1]:.2g} | {clip[0]:.2g} | "
-                     f"{clip[1]:.2g} | {layers:.2g} | {cosine:.5f} |")
-        print(lines[-1], flush=True)
-    Path(f"{output}_differences{'_' + Path(model_dir).name if model_dir else ''}.md").write_text("\n".join(lines) + "\n")
+        frames = torch.nn.functional.cosine_similarity(whole.last_hidden_state[0], chunked.last_hidden_state[0], dim=-1)
+        spec = model.config.chunk_spec(extractor)
+        rows.append({
+            "backbone": backbone, "model": Path(model_dir).name if model_dir else "random",
+            "audio": Path(audio_dir).name if audio_dir else "noise", "seconds": seconds, "chunk_s": round(chunk, 2),
+            "chunks": -(-len(audio) // int(chunk * rate)), "exact": spec.exact or bool(gate_modules(model)),
+            "frames_max_rel": gap(whole.last_hidden_state, chunked.last_hidden_state),
+            "frame_cosine_min": float(frames.min()), "clip_max_rel": gap(whole.pooler_output, chunked.pooler_output),
+            "layers_max_rel": max(gap(a, b) for a, b in zip(whole.pooled_hidden_states, chunked.pooled_hidden_states)
+                                  if float(a.abs().max()) > 0),
+            "clip_cosine": float(torch.nn.functional.cosine_similarity(whole.pooler_output, chunked.pooler_output)),
+            "whole_s": round(whole_s, 1), "chunked_s": round(chunked_s, 1)})
+        print(json.dumps(rows[-1]), flush=True)
+    path = Path(f"{output}_differences{'_real' if model_dir else ''}.json")
+    old = json.loads(path.read_text()) if path.exists() else []
+    keys = {(r["model"], r["audio"], r["seconds"], r["chunk_s"]) for r in rows}
+    merged = [r for r in old if (r["model"], r["audio"], r["seconds"], r["chunk_s"]) not in keys] + rows
+    path.write_text(json.dumps(merged, indent=1))
+    path.with_suffix(".md").write_text(differences_table(merged, bool(model_dir)))
+
+
+def differences_table(rows, real):
+    what = "real weights on real audio (files sorted and joined)" if real else "noise, full-size random models"
+    lines = [f"Chunked vs whole-clip pass, {what}: `benchmarks/bench_long_clips.py --differences` (one thread, shared "
+             "2-core machine; seconds are wall time under load). Max relative = max |chunked - whole| / max |whole|; "
+             "per-layer = the worst layer's clip embedding (output_hidden_states).", "",
+             "| backbone | model | audio | clip s | chunk s | exact by design | frames max rel | frame cosine min | "
+             "clip max rel | per-layer clip max rel | clip cosine | whole s | chunked s | chunked / whole |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['backbone']} | {r['model']} | {r['audio']} | {r['seconds']:g} | {r['chunk_s']:g} | "
+                     f"{'yes' if r['exact'] else 'no'} | {r['frames_max_rel']:.2g} | {r['frame_cosine_min']:.7f} | "
+                     f"{r['clip_max_rel']:.2g} | {r['layers_max_rel']:.2g} | {r['clip_cosine']:.7f} | {r['whole_s']:g} | "
+                     f"{r['chunked_s']:g} | {r['chunked_s'] / max(r['whole_s'], 1e-9):.2f} |")
+    return "\n".join(lines) + "\n"
 
 
 def measure(backbone, mode, minutes, threads):
@@ -205,7 +235,8 @@ def main():
     parser.add_argument("--merge", nargs="+", metavar="JSON", help="only rewrite OUTPUT.json/.md from these results")
     parser.add_argument("--differences", action="store_true", help="compare chunked and whole-clip outputs")
     parser.add_argument("--seconds", type=float, default=30.0, help="clip length for --differences")
-    parser.add_argument("--chunk-length-s", type=float, default=10.0, help="chunk length for --differences")
+    parser.add_argument("--chunk-length-s", type=float, help="--differences: chunk length (default: the longest the "
+                        "default memory budget holds; needed when the clip fits it)")
     parser.add_argument("--model", help="--differences: a model folder with real weights (one backbone)")
     parser.add_argument("--audio-dir", help="--differences: real audio files to join, instead of noise")
     args = parser.parse_args()

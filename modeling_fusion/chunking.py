@@ -1,18 +1,28 @@
-"""Bounded-memory embedding of one clip of any length: overlapping chunks, stitched fused frames.
+"""Bounded-memory embedding of one clip of any length: the whole clip when it fits a memory budget, else
+overlapping chunks, stitched fused frames.
 
     from modeling_fusion.chunking import embed_long_clip
     out = embed_long_clip(model, feature_extractor, audio)   # audio: 1-D float at the extractor's rate
     out.pooler_output [1, D], out.last_hidden_state [1, T, D], with output_hidden_states also
     out.pooled_hidden_states (per-layer clip embeddings [1, D_l]; per-layer frames are not kept)
 
-Clips of at most `chunk_length_s` seconds (default 30 s) run whole, exactly as one `inference.embed` call.
-Longer clips are cut on one grid of *units* (one fused frame, or a group of them: `ChunkSpec`):
-chunk k keeps units [kK, (k+1)K) (K ~ chunk_length_s) and is run with C units of context on each side
+Whole or chunked (`chunk_length`, the one decision the pipeline, fusion-embed, HEAR and X-ARES share): a clip
+runs whole, exactly as one `inference.embed` call, when its whole-clip pass fits `memory_budget_gib` (default
+1 GiB: a laptop or a 16 GB GPU holds it beside the model). The cost is the config's
+`whole_clip_bytes_per_second`: peak memory growth of a whole-clip pass per second of audio, measured per backbone
+(`benchmarks/bench_long_clips.py`, whole rows), stated with each configuration. Longer clips run in chunks as long
+as the budget allows (or `chunk_length_s`). A model whose config states no cost (encoder fusion) keeps the length
+rule: clips longer than `chunk_length_s` (default 30 s) run in chunks. `chunk_length_s=0` never chunks.
+
+Chunks are cut on one grid of *units* (one fused frame, or a group of them: `ChunkSpec`):
+chunk k keeps units [kK, (k+1)K) (K ~ the chunk length) and is run with C units of context on each side
 (C covers the backbone's receptive field), whose frames are dropped before stitching. Every chunk starts on
 a unit boundary, so its frames fall on the whole clip's frame grid; the first chunk starts and the last
 ends where the clip does, so the clip's edges are treated as in a whole-clip pass. The clip embedding is
 pooled with running sum / count / max over the kept frames, and frames go into one preallocated
 [T, D] tensor: memory is that of one chunk plus the output frames (none with `return_frames=False`).
+Models with clip-wide channel gates (EfficientAT's squeeze-excitation) first fix every gate to its whole-clip
+value, one pass per gate module over the chunks (`clip_gates.whole_clip_gates`), so their chunks are exact too.
 Clip embeddings that are not a pooling of the frames (plain embeddings, "cls+dist") are the
 frame-count-weighted mean of the chunks' clip embeddings: an approximation.
 
@@ -30,11 +40,13 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from .clip_gates import gate_modules, whole_clip_gates
 from .fusion import AudioFusionOutput
 from .inference import embed
 
 logger = logging.getLogger(__name__)
-DEFAULT_CHUNK_LENGTH_S = 30.0  # clips up to this length run whole (today's result); longer ones in chunks
+DEFAULT_MEMORY_BUDGET_GIB = 1.0  # a clip whose whole-clip pass needs more runs in chunks
+DEFAULT_CHUNK_LENGTH_S = 30.0  # models without a stated cost: clips longer than this run in chunks of about this
 
 
 @dataclass(frozen=True)
@@ -152,18 +164,64 @@ def chunk_plan(num_samples, spec, chunk_length_s, sampling_rate):
     return plan
 
 
-def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUNK_LENGTH_S,
-                    output_hidden_states=False, return_frames=True):
-    """Embed one clip of any length with memory bounded by one chunk (plus the returned frames).
+def whole_clip_gib(config, num_samples, sampling_rate):
+    """Peak memory (GiB) a whole-clip pass over `num_samples` needs: `config.whole_clip_bytes_per_second` times
+    the clip's seconds (linear in length, measured per backbone), or None when the config states no cost."""
+    per_second = getattr(config, "whole_clip_bytes_per_second", None)
+    return None if per_second is None else per_second * num_samples / sampling_rate / 2**30
+
+
+def chunk_length(model, feature_extractor, num_samples, chunk_length_s=None,
+                 memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
+    """None when a clip of `num_samples` runs whole, else the chunk length (seconds) to run it in.
+
+    With a stated cost (`whole_clip_gib`): whole when it is at most `memory_budget_gib` (None: always whole), else
+    chunks of `chunk_length_s` or, by default, as long as the budget holds (context included). Without one: the
+    length rule, chunks when the clip is longer than `chunk_length_s` (default 30 s); for an encoder whose feature
+    extractor cuts clips to its window (transformers' AST: 1024 frames, Whisper: 30 s) at most that window, so
+    that frames cover the whole clip. `chunk_length_s=0`, or an extractor with `fixed_clip_seconds` (it cuts
+    clips itself), always whole. The pipeline, fusion-embed, HEAR and X-ARES all decide with this function.
+    """
+    config = base_model(model).config
+    rate = feature_extractor.sampling_rate
+    if chunk_length_s == 0 or getattr(feature_extractor, "fixed_clip_seconds", None):
+        return None
+    cost = whole_clip_gib(config, num_samples, rate)
+    if cost is not None:
+        if memory_budget_gib is None or cost <= memory_budget_gib:
+            return None
+        if chunk_length_s:
+            return chunk_length_s
+        if not hasattr(config, "chunk_spec"):
+            return DEFAULT_CHUNK_LENGTH_S  # runs whole anyway (embed_long_clip warns)
+        spec = config.chunk_spec(feature_extractor)
+        unit_s = spec.unit_samples / rate
+        if spec.window_units:  # every window spans the same units, whatever it keeps: keep the most
+            return (spec.window_units - 2 * spec.context_units) * unit_s
+        return max(unit_s, memory_budget_gib * 2**30 / config.whole_clip_bytes_per_second
+                   - 2 * spec.context_units * unit_s)
+    chunk_s = chunk_length_s or DEFAULT_CHUNK_LENGTH_S
+    if hasattr(config, "encoder_config"):
+        spec = config.chunk_spec(feature_extractor)
+        if spec.window_units:
+            chunk_s = min(chunk_s, spec.window_units * spec.unit_samples / rate)
+    return chunk_s if num_samples > chunk_s * rate else None
+
+
+def embed_long_clip(model, feature_extractor, audio, chunk_length_s=None, output_hidden_states=False,
+                    return_frames=True, memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
+    """Embed one clip of any length: whole when it fits the memory budget, else with memory bounded by one chunk
+    (plus the returned frames).
 
     model: a base model of this package (or its ForAudioClassification model, whose base is used), in
         eval mode, on any device; feature_extractor: its extractor (each chunk runs `inference.embed`: the
         front end on the model's device where the extractor has a torch one).
     audio: one mono clip [N] (numpy or torch, float in [-1, 1]) at `feature_extractor.sampling_rate` Hz.
-    chunk_length_s: clips of at most this many seconds run whole: exactly `inference.embed(model, extractor,
-        [audio], rate)`;
-        longer ones in chunks of about this length (see the module docstring). None or 0: always whole, as
-        is every clip for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself).
+    memory_budget_gib: a clip whose whole-clip pass would need more (`whole_clip_gib`) runs in chunks; one that
+        fits runs whole, exactly `inference.embed(model, extractor, [audio], rate)`. None: always whole.
+    chunk_length_s: the chunks' length in seconds (default: as long as the budget holds); for a model that
+        states no cost, clips longer than it (default 30 s) run in chunks. 0: always whole, as is every clip
+        for an extractor with `fixed_clip_seconds` (it cuts clips to that length itself). See `chunk_length`.
     output_hidden_states: also return `pooled_hidden_states` (per-layer clip embeddings [1, D_l]).
         Chunked results carry no per-layer frames (`hidden_states` is None).
     return_frames: False leaves `last_hidden_state` None for chunked clips (memory independent of length).
@@ -175,17 +233,52 @@ def embed_long_clip(model, feature_extractor, audio, chunk_length_s=DEFAULT_CHUN
     model = base_model(model)
     audio = _as_clip(audio)
     rate = feature_extractor.sampling_rate
-    fixed = getattr(feature_extractor, "fixed_clip_seconds", None)  # an exported probe's extractor cuts clips itself
-    if not chunk_length_s or len(audio) <= chunk_length_s * rate or fixed:
+    chunk_s = chunk_length(model, feature_extractor, len(audio), chunk_length_s, memory_budget_gib)
+    if chunk_s is None:
         return _run(model, feature_extractor, audio, output_hidden_states)
     if not hasattr(model.config, "chunk_spec"):
         logger.warning(f"{model.config.model_type} has no chunking description (config.chunk_spec): the "
                        f"{len(audio) / rate:.0f} s clip runs whole, with memory growing with its length.")
         return _run(model, feature_extractor, audio, output_hidden_states)
     spec = model.config.chunk_spec(feature_extractor)
+    plan = chunk_plan(len(audio), spec, chunk_s, rate)
+    if not gate_modules(model):
+        return _stitch(model, feature_extractor, audio, spec, plan, output_hidden_states, return_frames)
+    chunks = [(first, end, start // spec.unit_samples, index == len(plan) - 1)
+              for index, (first, end, start, _) in enumerate(plan)]
+    cached = _FeatureCache(feature_extractor)  # every pass runs the same chunks: their features once
+
+    def run(index):
+        _run(model, cached, audio[plan[index][2]:plan[index][3]], output_hidden_states)
+
+    with whole_clip_gates(model, chunks, run, spec.unit_samples // feature_extractor.hop_length):
+        return _stitch(model, cached, audio, spec, plan, output_hidden_states, return_frames)
+
+
+class _FeatureCache:
+    """A feature extractor whose result for one slice of the clip (same memory, length and arguments) is computed
+    once: the exact gate scheme runs every chunk once per gate module. Holds every chunk's features (log-mel:
+    about 60 MB per 20 minutes of EfficientAT's 32 kHz audio)."""
+
+    def __init__(self, feature_extractor):
+        self._extractor, self._features = feature_extractor, {}
+
+    def __getattr__(self, name):
+        return getattr(self._extractor, name)
+
+    def __call__(self, clips, **kwargs):
+        clip = clips[0]  # `inference.features` passes one chunk, a numpy view of the clip, in a list
+        key = (clip.ctypes.data, len(clip), tuple(sorted((k, str(v)) for k, v in kwargs.items())))
+        if key not in self._features:
+            self._features[key] = self._extractor(clips, **kwargs)
+        return self._features[key]
+
+
+def _stitch(model, feature_extractor, audio, spec, plan, output_hidden_states, return_frames):
+    """Run the chunks of `plan` and stitch their kept frames and running pools into one clip's output."""
     total = spec.num_frames(len(audio))
     frames_out, pooled, layers = None, _RunningPool(), None
-    for first, end, start, stop in chunk_plan(len(audio), spec, chunk_length_s, rate):
+    for first, end, start, stop in plan:
         out = _run(model, feature_extractor, audio[start:stop], output_hidden_states)
         offset = first * spec.frames_per_unit - start // spec.unit_samples * spec.frames_per_unit
         count = min(end * spec.frames_per_unit, total) - first * spec.frames_per_unit

@@ -36,6 +36,10 @@ class AstFusionConfig(FusionConfigMixin, PretrainedConfig):
     model_type = "ast-fusion"
     poolings = AST_POOLINGS
     family_title = "AST"
+    # peak memory growth of a whole-clip pass per second of audio (CPU, float32, SDPA attention, frames returned;
+    # the 1-minute growth / 60 s for the 768-d AudioSet model, an upper bound, benchmarks/results/long_clips.md):
+    # chunking runs longer clips in windows
+    whole_clip_bytes_per_second = 6.5 * 2**20
 
     def __init__(
         self,

@@ -27,6 +27,9 @@ class Cnn14FusionConfig(FusionConfigMixin, PretrainedConfig):
     model_type = "cnn14-fusion"
     checked_options = FUSION_OPTIONS + ("block_channels",)
     family_title = "CNN14"
+    # peak memory growth of a whole-clip pass per second of audio (CPU, float32, frames returned; measured for the
+    # default widths, 1 -> 5 minutes, benchmarks/results/long_clips.md): chunking runs longer clips in chunks
+    whole_clip_bytes_per_second = 4.8 * 2**20
 
     def __init__(
         self,

@@ -60,6 +60,12 @@ class EfficientATFusionConfig(FusionConfigMixin, PretrainedConfig):
     model_type = "efficientat-fusion"
     checked_options = FUSION_OPTIONS + ("width_mult", "num_mel_bins")
     family_title = "EfficientAT"
+    @property
+    def whole_clip_bytes_per_second(self):
+        """Peak memory growth of a whole-clip pass per second of audio (CPU, float32, frames returned): 2.3 MiB
+        measured for mn04 (5 -> 20 minutes, benchmarks/results/long_clips.md), scaled with the width (every
+        activation's channels are); chunking runs longer clips in chunks."""
+        return 2.3 * 2**20 * self.width_mult / 0.4
 
     def __init__(
         self,

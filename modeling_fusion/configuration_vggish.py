@@ -46,6 +46,9 @@ class VGGishFusionConfig(FusionConfigMixin, PretrainedConfig):
     model_type = "vggish-fusion"
     checked_options = FUSION_OPTIONS + ("num_mel_bins",)
     family_title = "VGGish"
+    # peak memory growth of a whole-clip pass per second of audio (CPU, float32, frames returned; measured,
+    # 5 -> 20 minutes, benchmarks/results/long_clips.md): chunking runs longer clips in chunks
+    whole_clip_bytes_per_second = 1.0 * 2**20
 
     def __init__(
         self,

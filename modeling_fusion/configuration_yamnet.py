@@ -41,6 +41,9 @@ class YAMNetFusionConfig(FusionConfigMixin, PretrainedConfig):
     model_type = "yamnet-fusion"
     checked_options = FUSION_OPTIONS + ("num_mel_bins", "patch_frames", "patch_hop_frames")
     family_title = "YAMNet"
+    # peak memory growth of a whole-clip pass per second of audio (CPU, float32, frames returned; measured,
+    # 1 -> 5 minutes, the steeper of two slopes, benchmarks/results/long_clips.md): chunking runs longer clips in chunks
+    whole_clip_bytes_per_second = 2.0 * 2**20
 
     def __init__(
         self,

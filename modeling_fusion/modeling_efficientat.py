@@ -24,15 +24,24 @@ class EfficientATConvNorm(nn.Module):
 
 
 class EfficientATSqueezeExcitation(nn.Module):
-    """Channel gate: mean over frequency and time -> Linear -> ReLU -> Linear -> sigmoid, times the input."""
+    """Channel gate: mean over frequency and time -> Linear -> ReLU -> Linear -> sigmoid, times the input.
+
+    `fixed_gate` (None by default; [B or 1, C]) replaces the gate computed from the input: the exact long-clip
+    scheme (`clip_gates.py`) sets it to the whole clip's gate while it runs the clip in chunks.
+    """
 
     def __init__(self, channels, squeeze_channels):
         super().__init__()
         self.fc1 = nn.Linear(channels, squeeze_channels)
         self.fc2 = nn.Linear(squeeze_channels, channels)
+        self.fixed_gate = None
+
+    def gate(self, mean):
+        """[B, C] input mean over frequency and time -> [B, C] gate in (0, 1)."""
+        return torch.sigmoid(self.fc2(torch.relu(self.fc1(mean))))
 
     def forward(self, x):
-        gate = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3))))))
+        gate = self.gate(x.mean(dim=(2, 3))) if self.fixed_gate is None else self.fixed_gate
         return x * gate[:, :, None, None]
 
 

@@ -13,10 +13,12 @@ numpy/torch array at the model's rate ([N], [C, N] or [N, C], float or integer P
 Channels are averaged and other rates resampled with soxr (HQ), exactly as in `fusion-embed` and
 `fusion-eval`, so the three give the same embedding for the same audio.
 
-Long clips: a clip longer than `chunk_length_s` seconds (default 30; None or 0: never) is embedded in
-overlapping chunks with memory independent of its length (`chunking.embed_long_clip`); shorter clips
-run whole, exactly as before. `pipe(x, chunk_length_s=60)` or `pipeline(..., chunk_length_s=60)`.
-Long clips need `batch_size=1` (the default).
+Long clips: a clip whose whole-clip pass would need more than `memory_budget_gib` (default 1 GiB; None:
+never) is embedded in overlapping chunks with memory independent of its length (`chunking.embed_long_clip`,
+exact but for AST's windows); clips that fit run whole, exactly as the model computes them.
+`chunk_length_s` sets the chunks' length (default: as long as the budget holds; for encoder fusion, which states
+no cost, clips longer than it, default 30 s, run in chunks; 0: never). `pipe(x, memory_budget_gib=4)` or
+`pipeline(..., memory_budget_gib=4)`. Long clips need `batch_size=1` (the default).
 """
 
 import os
@@ -25,7 +27,7 @@ import torch
 from transformers import Pipeline
 
 from .audio_input import load_audio
-from .chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
+from .chunking import DEFAULT_MEMORY_BUDGET_GIB, chunk_length, embed_long_clip
 from .inference import features
 
 
@@ -39,12 +41,14 @@ class AudioEmbeddingPipeline(Pipeline):
 
     def _sanitize_parameters(self, per_frame=None, per_layer=None, chunk_length_s=None, sampling_rate=None,
                              **kwargs):
+        # memory_budget_gib=None (never chunk) differs from not given: taken from kwargs
+        budget = {"memory_budget_gib": kwargs.pop("memory_budget_gib")} if "memory_budget_gib" in kwargs else {}
         if kwargs:
             raise ValueError(
                 f"audio-embedding pipeline: unknown argument(s) {sorted(kwargs)}; it takes per_frame, per_layer, "
-                "chunk_length_s and sampling_rate (Hz of a bare array input)."
+                "memory_budget_gib, chunk_length_s and sampling_rate (Hz of a bare array input)."
             )
-        pre, forward, post = {}, {}, {}
+        pre, forward, post = budget, {}, {}
         if chunk_length_s is not None:
             pre["chunk_length_s"] = chunk_length_s
         if sampling_rate is not None:
@@ -55,7 +59,7 @@ class AudioEmbeddingPipeline(Pipeline):
             forward["per_layer"] = post["per_layer"] = per_layer
         return pre, forward, post
 
-    def preprocess(self, inputs, chunk_length_s=DEFAULT_CHUNK_LENGTH_S, sampling_rate=None):
+    def preprocess(self, inputs, chunk_length_s=None, sampling_rate=None, memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
         rate = self.feature_extractor.sampling_rate
         if sampling_rate is not None and not hasattr(inputs, "shape") and not isinstance(inputs, (list, tuple)):
             raise ValueError(
@@ -71,8 +75,8 @@ class AudioEmbeddingPipeline(Pipeline):
         name = None if isinstance(inputs, (str, os.PathLike)) else "pipeline input"
         wave = load_audio(inputs, rate, source_rate=sampling_rate, name=name,
                           min_samples=getattr(self.feature_extractor, "min_samples", None))
-        if chunk_length_s and len(wave) > chunk_length_s * rate:
-            return {"long_audio": wave, "chunk_length_s": chunk_length_s}
+        if chunk_length(self.model, self.feature_extractor, len(wave), chunk_length_s, memory_budget_gib) is not None:
+            return {"long_audio": wave, "chunk_length_s": chunk_length_s, "memory_budget_gib": memory_budget_gib}
         # the one embed step's features: on the model's device, but on the CPU in DataLoader workers (num_workers > 0)
         device = self.model.device if torch.utils.data.get_worker_info() is None else torch.device("cpu")
         return features(self.feature_extractor, [wave], rate, device)
@@ -81,7 +85,7 @@ class AudioEmbeddingPipeline(Pipeline):
         if "long_audio" in model_inputs:
             out = embed_long_clip(self.model, self.feature_extractor, model_inputs["long_audio"],
                                   model_inputs["chunk_length_s"], output_hidden_states=per_layer,
-                                  return_frames=per_frame)
+                                  return_frames=per_frame, memory_budget_gib=model_inputs["memory_budget_gib"])
         else:
             out = self.model(**model_inputs, output_hidden_states=per_layer)
         # one tensor per key, batch first: batched pipelines split each key per item (a tuple of per-layer

@@ -17,7 +17,7 @@ from transformers import AutoFeatureExtractor, AutoModel
 
 from modeling_fusion import inference
 from modeling_fusion.harness import hear
-from modeling_fusion.chunking import embed_long_clip
+from modeling_fusion.chunking import chunk_length, embed_long_clip
 from modeling_fusion.configuration_encoder_fusion import EncoderFusionConfig
 from modeling_fusion.feature_extraction_cnn14 import Cnn14FeatureExtractor
 from modeling_fusion.modeling_encoder_fusion import EncoderFusionModel
@@ -90,7 +90,7 @@ def test_encoder_fusion_passes_the_validator_checks(family):
     first, hop = ENCODER_CASES[family]
     assert model.frame_hop_ms == hop
     # the tiny AST's extractor cuts clips to 128 frames (a 12-patch window, 1.2 s): longer clips run in windows
-    assert model.chunk_length_s == (1.2 if family == "ast" else 30.0)
+    assert chunk_length(model.model, extractor, 40 * model.sample_rate) == (1.2 if family == "ast" else 30.0)
     for length in (1.07, 1.98, 4.0):
         _, timestamps = validate_timestamps(model, num_audio=2, length=length)
         np.testing.assert_allclose(timestamps[1], first + hop * np.arange(timestamps.shape[1]), rtol=0, atol=1e-9)
@@ -101,7 +101,7 @@ def test_encoder_fusion_passes_the_validator_checks(family):
 
 
 def test_long_clips_run_in_chunks_with_regular_timestamps():
-    model = hear_model("cnn14-16k", chunk_length_s=4.0)
+    model = hear_model("cnn14-16k", chunk_length_s=4.0, memory_budget_gib=1e-6)  # no whole-clip pass fits
     audio = torch.from_numpy(np.stack([noise(13.3, 16000, seed=s) for s in (0, 1)]))
     embeddings, timestamps = hear.get_timestamp_embeddings(audio, model)
     reference = embed_long_clip(model.model, model.feature_extractor, audio[1], chunk_length_s=None)

@@ -7,8 +7,9 @@ MODEL is a converted folder or a Hub id. Every file is read with the package's o
 do. The output .npz holds `embeddings` [N, D], `files`, any metadata columns, `resampler`
 ("soxr", version, "HQ"), with --per-layer `layer_<l>` [N, D_l] (mean+max of each layer's frames), and
 with --skip-bad `skipped` / `skipped_errors` (the files left out and why). Long runs save progress
-next to the output (atomically) and resume where they stopped. Files longer than --chunk-length-s
-(default 30 s) are embedded one at a time in overlapping chunks with bounded memory (chunking.py).
+next to the output (atomically) and resume where they stopped. A file whose whole-clip pass would need more
+than --memory-budget-gib (default 1) is embedded on its own in overlapping chunks with bounded memory
+(chunking.py; exact but for AST's windows); files that fit run whole, in batches within the budget.
 """
 
 import argparse
@@ -24,7 +25,7 @@ import torch
 
 from .file_list import durations, list_audio
 from ..audio_input import check_clip, load_audio, resampler_tag
-from ..chunking import DEFAULT_CHUNK_LENGTH_S, embed_long_clip
+from ..chunking import DEFAULT_MEMORY_BUDGET_GIB, chunk_length, embed_long_clip, whole_clip_gib
 from ..inference import embed
 from .model_source import check_model_source, load_pretrained
 from .quiet import progress, quiet_transformers
@@ -58,7 +59,7 @@ def load_model(model_id, random_weights_demo=None):
 
 def run_fingerprint(model_id, files, args):
     text = json.dumps([model_id, args.random_weights_demo, args.per_layer, args.per_frame, args.skip_bad,
-                       list(resampler_tag()), args.chunk_length_s, [str(f) for f in files]])
+                       list(resampler_tag()), args.chunk_length_s, args.memory_budget_gib, [str(f) for f in files]])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -95,12 +96,12 @@ def read_clip(path, extractor):
 
 
 def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, progress_file=None, fingerprint=None,
-                 skip_bad=False, chunk_length_s=DEFAULT_CHUNK_LENGTH_S):
+                 skip_bad=False, chunk_length_s=None, memory_budget_gib=DEFAULT_MEMORY_BUDGET_GIB):
     """Embed every file; returns one dict of arrays per file, or {"skipped": error} for a file that
     could not be read or is too short when `skip_bad` (else that ValueError, naming the file, is raised).
-    Files longer than `chunk_length_s` seconds run alone through `chunking.embed_long_clip` (bounded
-    memory); None or 0 never chunks. Files are batched in order of length (header durations), shortest first;
-    the result list is in `paths` order. Progress is saved to `progress_file` and resumed."""
+    A file runs alone through `chunking.embed_long_clip` when it is chunked (`chunking.chunk_length`: its
+    whole-clip pass would exceed `memory_budget_gib`) or when `batch_size` files like it would exceed the budget;
+    `chunk_length_s` as in `embed_long_clip`. Progress is saved to `progress_file` and resumed."""
     done = load_progress(progress_file, fingerprint)
     if done:
         logger.info(f"resuming: {len(done)} of {len(paths)} files already done")
@@ -119,9 +120,14 @@ def embed_folder(model, extractor, paths, batch_size, per_layer, per_frame, prog
                     raise ValueError(f"{error} Fix or remove the file, or pass --skip-bad to skip it.") from None
                 logger.warning(f"skipping {paths[index]}: {error}")
                 done[index] = {"skipped": str(error)}
-        limit = chunk_length_s * extractor.sampling_rate if chunk_length_s else None
-        for index in [i for i, clip in clips.items() if limit and len(clip) > limit]:
-            out = embed_long_clip(model, extractor, clips.pop(index), chunk_length_s, per_layer, per_frame)
+        def alone(clip):
+            cost = whole_clip_gib(model.config, len(clip), extractor.sampling_rate)
+            return (chunk_length(model, extractor, len(clip), chunk_length_s, memory_budget_gib) is not None or
+                    (cost is not None and memory_budget_gib is not None and cost * batch_size > memory_budget_gib))
+
+        for index in [i for i, clip in clips.items() if alone(clip)]:
+            out = embed_long_clip(model, extractor, clips.pop(index), chunk_length_s, per_layer, per_frame,
+                                  memory_budget_gib)
             done[index] = _row_result(out, 0, per_layer, per_frame)
         if clips:
             out = embed(model, extractor, list(clips.values()), extractor.sampling_rate, output_hidden_states=per_layer)
@@ -156,8 +162,12 @@ def main(argv=None):
     parser.add_argument("--per-layer", action="store_true", help="also store every layer's pooled embedding")
     parser.add_argument("--per-frame", action="store_true", help="also store per-frame fused features")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--chunk-length-s", type=float, default=DEFAULT_CHUNK_LENGTH_S,
-                        help="files longer than this (seconds) run in overlapping chunks with bounded memory; 0: never")
+    parser.add_argument("--memory-budget-gib", type=float, default=DEFAULT_MEMORY_BUDGET_GIB,
+                        help="a file whose whole-clip pass would need more memory (GiB) runs in overlapping chunks; "
+                             "inf: every file whole (default %(default)s)")
+    parser.add_argument("--chunk-length-s", type=float, default=None,
+                        help="length (seconds) of the chunks of a file over the budget (default: as long as the budget "
+                             "holds; for encoder fusion, files longer than this, default 30, run in chunks); 0: never")
     parser.add_argument("--skip-bad", action="store_true",
                         help="skip files that cannot be decoded or are too short, and list them, instead of stopping")
     parser.add_argument("--random-weights-demo", metavar="BACKBONE",
@@ -176,7 +186,8 @@ def main(argv=None):
         progress_file = output.with_name(output.name + ".partial.npz")
         fingerprint = run_fingerprint(args.model, paths, args)
         results = embed_folder(model, extractor, paths, args.batch_size, args.per_layer, args.per_frame,
-                               progress_file, fingerprint, args.skip_bad, args.chunk_length_s)
+                               progress_file, fingerprint, args.skip_bad, args.chunk_length_s,
+                               args.memory_budget_gib)
     except ValueError as error:
         sys.exit(f"error: {error}")
     kept = [i for i, r in enumerate(results) if "skipped" not in r]
