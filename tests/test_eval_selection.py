@@ -54,20 +54,20 @@ def test_batched_candidates_train_independently():
 
 def test_score_task_prefers_the_informative_pair_and_reads_no_test_row():
     rng = np.random.default_rng(1)
-    n = 300
+    n = 1500
     labels = np.array([str(v) for v in rng.integers(0, 3, n)])
     digits = labels.astype(int)
     xs = {1: rng.normal(0, 1, (n, 4)) + (digits == 1)[:, None] * 1.5,  # tells class 1 apart
           2: rng.normal(0, 1, (n, 4)),  # noise
           3: rng.normal(0, 1, (n, 4)) + (digits == 2)[:, None] * 1.5}  # tells class 2 apart
-    test = np.arange(250, n)
+    test = np.arange(1250, n)
     read = []
 
     def layer_rows(layer, rows):
         read.append(rows)
         return xs[layer][rows].astype(np.float32)
 
-    runs = [ProbeRun("split", np.arange(250), None, test)]
+    runs = [ProbeRun("split", np.arange(1250), None, test)]
     candidates = selection.candidate_sets([1, 2, 3])
     scores = selection.score_task("toy", runs, labels, layer_rows, [1, 2, 3], candidates, 42, 1e-2)
     mean, chosen, single = selection.choose({"toy": scores})

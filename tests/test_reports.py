@@ -1,0 +1,25 @@
+"""Every committed report is fusion-eval's own rendering of its committed results.json: re-render and compare."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fusion_eval.report import model_index, render_markdown, selected_fusion
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports"
+RUNS = sorted(path.parent for path in REPORTS.glob("*/results.json"))
+
+
+def test_reports_are_committed():
+    assert {run.name for run in RUNS} >= {"efficientat_mn04", "yamnet", "random_cnn14"}
+
+
+@pytest.mark.parametrize("run", RUNS, ids=[run.name for run in RUNS])
+def test_report_matches_its_results(run):
+    results = json.loads((run / "results.json").read_text())
+    assert (run / "results.md").read_text() == render_markdown(results), \
+        f"{run}/results.md is not the rendering of its results.json: rerun scripts/reproduce_reports.sh"
+    assert (run / "model_index.yaml").read_text() == model_index(results)
+    if "selection" in results:
+        assert json.loads((run / "selected_fusion.json").read_text()) == selected_fusion(results)
