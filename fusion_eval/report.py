@@ -274,8 +274,11 @@ def eval_results(results):
     chosen = results.get("selection", {}).get("chosen")
     main_kind = "fusion" if any(r["kind"] == "fusion" for t in results["tasks"].values()
                                 for r in t["representations"].values()) else "layer"
+    probes = _probes(results)
+    # the Hub groups one task's results into one entry (its first task name): each probe is one metric there
+    task_name = names[probes[0]] if len(probes) == 1 else " / ".join(names[p] for p in probes)
     evals = []
-    for probe in _probes(results):
+    for probe in probes:
         for task in results["tasks"].values():
             reps = task["representations"].values()
             rep = next((r for r in reps if chosen and r["kind"] == "fusion" and r["layers"] == chosen), None)
@@ -283,7 +286,7 @@ def eval_results(results):
             if rep is None:
                 continue
             evals.append(EvalResult(
-                task_type="audio-classification", task_name=names[probe],
+                task_type="audio-classification", task_name=task_name,
                 dataset_type=task["dataset_id"], dataset_revision=(task.get("data") or {}).get("revision"),
                 dataset_config=(task.get("data") or {}).get("config"),
                 dataset_name=task["title"], dataset_split="test" if task["runs"] == ["split"] else "leave-one-fold-out",

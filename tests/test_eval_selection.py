@@ -77,8 +77,8 @@ def test_score_task_prefers_the_informative_pair_and_reads_no_test_row():
 
 
 def test_selection_without_enough_clips_for_validation_names_the_task():
-    labels = np.array(["a"] * 20 + ["b"])  # one clip of b: no class-complete hold-out
-    runs = [ProbeRun("fold 1", np.arange(21), None, np.arange(0))]
+    labels = np.array(["a"] * 8 + ["b", "c"])  # a 10% hold-out is 1 clip: it cannot hold 3 classes
+    runs = [ProbeRun("fold 1", np.arange(10), None, np.arange(0))]
     with pytest.raises(ValueError, match=r"task 'tiny', fold 1: --select-fusion needs validation clips"):
         selection.score_task("tiny", runs, labels, lambda l, r: np.ones((len(r), 2), np.float32), [1], [(1,)], 42, 1e-3)
 
@@ -86,7 +86,7 @@ def test_selection_without_enough_clips_for_validation_names_the_task():
 @pytest.fixture(scope="module")
 def tones(tmp_path_factory):
     root = tmp_path_factory.mktemp("selection")
-    synthetic_folder(root / "tones", clips_per_fold=24, folds=(1, 2, 3))
+    synthetic_folder(root / "tones", clips_per_fold=36, folds=(1, 2, 3))  # 72 training clips: k-NN's k <= 50 fits
     tiny_cnn14_folder(root / "model")
     return root
 
@@ -135,9 +135,55 @@ def test_choice_columns_per_probe_and_written_command(tones, tmp_path):
     assert choice["layers"] == chosen and choice["config"] == {"fusion_layers": chosen}
     assert choice["command"].startswith("python -m modeling_fusion.convert cnn14 ")
     assert choice["command"].endswith("--layers " + " ".join(map(str, chosen)))
-    assert choice["test_accuracy"]["k-NN"] == {name: knn["mean"]}
+    assert choice["test_accuracy"]["k-NN"] == {next(iter(results["tasks"])): knn["mean"]}
     index = yaml.safe_load((out / "model_index.yaml").read_text())["model-index"][0]
-    names = [r["task"]["name"] for r in index["results"]]
-    assert names == ["Linear evaluation (EVAR protocol)", "k-NN probe (cosine, k on validation)"]
-    assert index["results"][1]["metrics"][0]["value"] == round(knn["mean"] * 100, 2)
+    (entry,) = index["results"]  # one task: one entry, a metric per probe
+    assert entry["task"]["name"] == "Linear evaluation (EVAR protocol) / k-NN probe (cosine, k on validation)"
+    assert [m["name"] for m in entry["metrics"]] == ["Accuracy (%), mean of seeds 42",
+                                                     "Accuracy (%, k-NN), mean of seeds 42"]
+    assert [m["value"] for m in entry["metrics"]] == [round(rep["mean"] * 100, 2), round(knn["mean"] * 100, 2)]
     assert (out / "selection.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_all_layers_is_every_cached_layer_side_by_side(tones, tmp_path):
+    from fusion_eval.probes.linear import ProbeRandomness, linear_probe
+
+    main(["--model", str(tones / "model"), "--task", str(tones / "tones"), "--unit-sec", "1.0", "--split-column",
+          "split", "--representation", "all-layers", "--seeds", "42", "--cache-dir", str(tones / "cache"),
+          "--output", str(tmp_path / "out"), "--batch-size", "8"])
+    (task,) = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"].values()
+    reps = task["representations"]
+    assert "layer_1" not in reps, "single layers are cached for it, not probed"
+    assert reps["all_layers"]["layers"] == list(range(1, 7))
+    assert reps["all_layers"]["dim"] == sum(_layer_dims(tones))
+    # Its accuracy is the linear probe of the concatenated cached layers (train: random view, test: start view).
+    start, random = (_cache(tones / "cache", rule) for rule in ("start-*", "random42-*"))
+    frame = pd.read_csv(tones / "tones" / "metadata.csv")
+    classes = sorted(frame.label.unique())
+    y = np.array([classes.index(label) for label in frame.label])
+    concat = lambda cache: np.concatenate([cache.load(f"layer_{l}") for l in range(1, 7)], axis=1)  # noqa: E731
+    train = np.flatnonzero(frame.split == "train")
+    test = np.flatnonzero(frame.split == "test")
+    probe = linear_probe(_rows(concat(random), random.rows, concat(start), start.rows, train), y[train],
+                         _rows(concat(start), start.rows, None, None, test), y[test], 3, ProbeRandomness(42))
+    assert reps["all_layers"]["seeds"]["42"]["accuracy"] == probe.accuracy
+
+
+def _cache(cache_dir, pattern):
+    from fusion_eval.cache import ViewCache
+
+    (directory,) = [d for d in cache_dir.glob(f"*/tones-*/{pattern}") if d.is_dir()]
+    chunks = [np.load(f)["rows"] for f in sorted(directory.glob("*.info.npz"))]
+    return ViewCache(directory, np.concatenate(chunks), len(chunks[0]), {})
+
+
+def _rows(primary, primary_rows, fallback, fallback_rows, rows):
+    """Rows of the table from `primary` where cached there, else from `fallback` (clips short enough to be one view)."""
+    where = {r: i for i, r in enumerate(primary_rows)}
+    other = {} if fallback_rows is None else {r: i for i, r in enumerate(fallback_rows)}
+    return np.stack([primary[where[r]] if r in where else fallback[other[r]] for r in rows])
+
+
+def _layer_dims(root):
+    cache = _cache(root / "cache", "start-*")
+    return [cache.load(f"layer_{l}").shape[1] for l in range(1, 7)]
