@@ -262,16 +262,17 @@ def plot_selection(results, path):
     plt.close(figure)
 
 
-def eval_results(results):
-    """huggingface_hub EvalResults of the model's main representation (the chosen fusion with
-    `--select-fusion`, else the fusion, else the layer), one per task and probe."""
+def eval_results(results, fusion_layers=None):
+    """huggingface_hub EvalResults of one representation, one per task and probe: the fusion of
+    `fusion_layers` (a model card's own layers; none when the run did not probe them), else the model's
+    main representation (the chosen fusion with `--select-fusion`, else the fusion, else the layer)."""
     from huggingface_hub import EvalResult
 
     from .probes import TITLES
 
     names = {"linear": "Linear evaluation (EVAR protocol)", "mlp": "MLP probe (HEAR grid)",
              "knn": "k-NN probe (cosine, k on validation)"}
-    chosen = results.get("selection", {}).get("chosen")
+    chosen = fusion_layers or results.get("selection", {}).get("chosen")
     main_kind = "fusion" if any(r["kind"] == "fusion" for t in results["tasks"].values()
                                 for r in t["representations"].values()) else "layer"
     probes = _probes(results)
@@ -281,8 +282,9 @@ def eval_results(results):
     for probe in probes:
         for task in results["tasks"].values():
             reps = task["representations"].values()
-            rep = next((r for r in reps if chosen and r["kind"] == "fusion" and r["layers"] == chosen), None)
-            rep = rep or next((r for r in reps if r["kind"] == main_kind), None)
+            rep = next((r for r in reps if chosen and r["kind"] == "fusion" and r["layers"] == list(chosen)), None)
+            if rep is None and not fusion_layers:
+                rep = next((r for r in reps if r["kind"] == main_kind), None)
             if rep is None:
                 continue
             evals.append(EvalResult(

@@ -23,3 +23,14 @@ def test_report_matches_its_results(run):
     assert (run / "model_index.yaml").read_text() == model_index(results)
     if "selection" in results:
         assert json.loads((run / "selected_fusion.json").read_text()) == selected_fusion(results)
+
+
+def test_card_results_are_the_cards_own_fusion():
+    """`hub build --results`: a folder fusing layers 12 + 14 shows the #12 + #14 row, not the run's choice."""
+    from fusion_eval.report import eval_results
+
+    results = json.loads((REPORTS / "efficientat_mn04" / "results.json").read_text())
+    evals = eval_results(results, [12, 14])
+    expected = [round(task["representations"]["fusion_12_14"]["mean"] * 100, 2) for task in results["tasks"].values()]
+    assert [e.metric_value for e in evals if e.metric_name.startswith("Accuracy (%),")] == expected
+    assert eval_results(results, [1, 2]) == [], "no numbers for layers the run did not probe"

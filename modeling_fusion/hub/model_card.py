@@ -43,7 +43,7 @@ def render_card(variant, folder, repo_id, results=None):
     if results is not None:
         from fusion_eval.report import eval_results as measured_results, markdown_table
 
-        eval_results += measured_results(results)
+        eval_results += measured_results(results, list(config.fusion_layers))
         measured = markdown_table(results)
     citations = json.loads((CARDS / "citations.json").read_text())
     data = ModelCardData(
