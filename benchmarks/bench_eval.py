@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from fusion_eval.cache import RowSelection, ViewCache
 from fusion_eval.datasource import load_table
 from fusion_eval.extract import extract
-from fusion_eval.probe import ProbeRandomness, linear_probe, load_accuracy_metric
+from fusion_eval.probes.linear import ProbeRandomness, linear_probe, load_accuracy_metric
 from fusion_eval.representations import Embedder
 from fusion_eval.tasks import resolve_task
 

@@ -44,6 +44,16 @@ def build_parser():
     parser.add_argument("--output", help="directory for results.json, results.md, layers.png, model_index.yaml; required")
     parser.add_argument("--layers", nargs="+", type=int, help="layers to fuse (default: the model's configured fusion)")
     parser.add_argument("--sweep", action="store_true", help="also probe every single layer (and the plain embedding)")
+    parser.add_argument("--probe", nargs="+", choices=("linear", "mlp", "knn"), default=["linear"],
+                        help="probes, one result column each: linear (the paper's, EVAR), mlp (HEAR's grid chosen on "
+                             "validation), knn (cosine k-NN, k chosen on validation); see fusion_eval/probes/")
+    parser.add_argument("--select-fusion", action="store_true",
+                        help="rank every layer pair (or up to --max-layers) on validation data only, then probe the "
+                             "chosen fusion, the best single layer and the plain embedding on the test clips; writes "
+                             "selected_fusion.json and selection.png (one extraction: every layer is cached)")
+    parser.add_argument("--max-layers", type=int, choices=(2, 3), default=2, help="largest fusion --select-fusion tries")
+    parser.add_argument("--representation", nargs="+", choices=("all-layers",), default=[],
+                        help="also probe derived representations: all-layers = every layer's clip embedding concatenated")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding each task's folder ($FUSION_EVAL_DATA_DIR)")
     parser.add_argument("--metadata-dir", help="EVAR layout: metadata CSVs named <task folder>.csv (default: <folder>/metadata.csv)")
     parser.add_argument("--label-column", help="label column (overrides the registry)")
@@ -112,7 +122,8 @@ def run(args, tasks):
     from .probe import load_accuracy_metric
     from .report import write_report
     from .representations import Embedder
-    from .runner import RunSettings, plan_task, prepare_task, probe_task
+    from .runner import RunSettings, plan_task, prepare_task, probe_task, select_fusion
+    from .representations import probed_representations
 
     quiet_transformers()
     started = time.perf_counter()
@@ -120,7 +131,8 @@ def run(args, tasks):
     if precision == "auto":
         precision = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
     accelerator = Accelerator(mixed_precision=precision)
-    embedder = Embedder(args.model, args.layers, args.sweep, args.revision, args.trust_remote_code)
+    every_layer = args.sweep or args.select_fusion or bool(args.representation)  # derived ones need each layer cached
+    embedder = Embedder(args.model, args.layers, every_layer, args.revision, args.trust_remote_code)
     embedder.model.to(accelerator.device)
     model_key = embedder.cache_key()
     loaded = time.perf_counter()
@@ -129,6 +141,7 @@ def run(args, tasks):
         batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
         skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr, export_classifier=bool(args.export_classifier),
         cache_tags={"precision": precision, "resampler": list(resampler_tag()), "soundfile": _version("soundfile")},
+        probes=tuple(dict.fromkeys(args.probe)),
     )
     plans = [plan_task(task, embedder, settings) for task in tasks]
     prepared = [prepare_task(accelerator, embedder, model_key, task, *plan, settings) for task, plan in zip(tasks, plans)]
@@ -137,12 +150,16 @@ def run(args, tasks):
     if not accelerator.is_main_process:
         return
     metric = load_accuracy_metric()
-    results = {"tasks": {item.task.name: probe_task(item, embedder, settings, metric, accelerator.device)
+    selection = select_fusion(prepared, embedder, settings, args.max_layers, accelerator.device) if args.select_fusion else None
+    probed = probed_representations(embedder, args.sweep, args.representation, selection)
+    results = {"tasks": {item.task.name: probe_task(item, embedder, settings, metric, accelerator.device, probed)
                          for item in prepared}}
+    if selection:
+        results["selection"] = selection
     results.update(
         model={"id": str(args.model), "name": embedder.name, "family": embedder.family, "fusion": embedder.is_fusion,
                "num_layers": embedder.num_layers, "cache_key": model_key, "config": embedder.model.config.to_dict(),
-               "representations": [rep.__dict__ for rep in embedder.representations]},
+               "representations": [rep.__dict__ for rep in probed]},
         settings={**vars(args), "mixed_precision": precision,
                   "num_processes": accelerator.num_processes, "device": str(accelerator.device),
                   "crop_seed": settings.crop_seed, "std": "population (ddof=0) over seeds"},

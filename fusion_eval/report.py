@@ -10,11 +10,31 @@ def write_report(results, output_dir):
     output.mkdir(parents=True, exist_ok=True)
     paths = {"json": output / "results.json", "table": output / "results.md",
              "plot": output / "layers.png", "model_index": output / "model_index.yaml"}
+    if "selection" in results:
+        paths.update(selection=output / "selection.png", choice=output / "selected_fusion.json")
     paths["json"].write_text(json.dumps(results, indent=1))
-    paths["table"].write_text(markdown_table(results) + data_sources(results))
+    paths["table"].write_text(render_markdown(results))
     plot_layers(results, paths["plot"])
     paths["model_index"].write_text(model_index(results))
+    if "selection" in results:
+        plot_selection(results, paths["selection"])
+        paths["choice"].write_text(json.dumps(selected_fusion(results), indent=1) + "\n")
     return paths
+
+
+def render_markdown(results):
+    """results.md: the table(s), the selection summary (with `--select-fusion`) and the data sources; a
+    function of results.json alone, so a committed report can be checked against its results."""
+    return markdown_table(results) + selection_summary(results) + data_sources(results)
+
+
+def _probes(results):
+    return list(results["settings"].get("probe") or ["linear"])
+
+
+def probe_score(rep, probe):
+    """The {mean, std, seeds} of one probe of a representation's result (the first probe's are its own)."""
+    return rep if rep.get("probe", "linear") == probe else rep.get("probes", {}).get(probe)
 
 
 def _rows(results):
@@ -27,22 +47,44 @@ def _rows(results):
 
 
 def markdown_table(results):
-    """Rows = representations, columns = tasks, cells "mean±std" accuracy in %, then the average."""
-    tasks = results["tasks"]
-    lines = ["| Representation | " + " | ".join(t["title"] for t in tasks.values()) + " | Avg. |",
-             "|---|" + "---|" * (len(tasks) + 1)]
+    """Rows = representations, columns = tasks (x probes when several), cells "mean±std" accuracy in %,
+    then the average over tasks (per probe)."""
+    from .probes import TITLES
+
+    tasks, probes = results["tasks"], _probes(results)
+    several = len(probes) > 1
+    head = [f"{t['title']} ({TITLES[p]})" if several else t["title"] for p in probes for t in tasks.values()]
+    head += [f"Avg. ({TITLES[p]})" for p in probes] if several else ["Avg."]
+    lines = ["| Representation | " + " | ".join(head) + " |", "|---|" + "---|" * len(head)]
     for key, title in _rows(results).items():
-        cells, means = [], []
-        for task in tasks.values():
-            rep = task["representations"].get(key)
-            cells.append("" if rep is None else f"{rep['mean'] * 100:.1f}±{rep['std'] * 100:.1f}")
-            if rep is not None:
-                means.append(rep["mean"])
-        average = f"{sum(means) / len(means) * 100:.1f}" if len(means) == len(tasks) else ""
-        lines.append(f"| {title} | " + " | ".join(cells) + f" | {average} |")
+        cells, averages = [], []
+        for probe in probes:
+            means = []
+            for task in tasks.values():
+                rep = task["representations"].get(key)
+                score = None if rep is None else probe_score(rep, probe)
+                cells.append("" if score is None else f"{score['mean'] * 100:.1f}±{score['std'] * 100:.1f}")
+                if score is not None:
+                    means.append(score["mean"])
+            averages.append(f"{sum(means) / len(means) * 100:.1f}" if len(means) == len(tasks) else "")
+        lines.append(f"| {title} | " + " | ".join(cells + averages) + " |")
     seeds = ", ".join(str(s) for s in results["settings"]["seeds"])
-    lines += ["", f"Linear-probe accuracy (%), mean±std (population std) over seeds {seeds}; fold tasks "
+    what = "Linear-probe" if probes == ["linear"] else ", ".join(TITLES[p] for p in probes) + " probe"
+    lines += ["", f"{what} accuracy (%), mean±std (population std) over seeds {seeds}; fold tasks "
                   "average their folds within each seed."]
+    return "\n".join(lines) + "\n"
+
+
+def selection_summary(results):
+    """Markdown lines of `--select-fusion`'s choice: criterion, the chosen layers and the five best candidates."""
+    selection = results.get("selection")
+    if not selection:
+        return ""
+    ranked = sorted(selection["mean"].items(), key=lambda item: -item[1])
+    lines = ["", f"Fusion chosen on validation data only: **layers {' + '.join(map(str, selection['chosen']))}** "
+                 f"(best single layer: {selection['best_layer']}); criterion: {selection['criterion']}; "
+                 f"{len(ranked)} candidates in {selection['seconds']:.0f} s. Best mean validation accuracy (%): "
+                 + ", ".join(f"{name} {value * 100:.1f}" for name, value in ranked[:5]) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -152,24 +194,118 @@ def _plot_bars(plt, tasks, results):
     return figure
 
 
-def model_index(results):
-    """YAML `model-index` block (huggingface_hub ModelCardData) for the model's main representation."""
-    from huggingface_hub import EvalResult, ModelCardData
+def selected_fusion(results):
+    """selected_fusion.json: the chosen layers and the command that builds a model folder fusing them."""
+    from .probes import TITLES
 
+    selection, model = results["selection"], results["model"]
+    layers = " ".join(map(str, selection["chosen"]))
+    family = model["family"]
+    converter = family if family in ("cnn14", "vggish", "ast", "efficientat", "yamnet") else "encoder"
+    checkpoint = model["id"] if converter == "encoder" else "ORIGINAL_CHECKPOINT"
+    key = "layers_" + "_".join(map(str, selection["chosen"]))
+    return {
+        "layers": selection["chosen"], "best_single_layer": selection["best_layer"],
+        "mean_valid_accuracy": selection["mean"]["+".join(map(str, selection["chosen"]))],
+        "criterion": selection["criterion"], "tasks": list(results["tasks"]),
+        "test_accuracy": {TITLES[p]: {name: probe_score(task["representations"][key], p)["mean"]
+                                      for name, task in results["tasks"].items()} for p in _probes(results)},
+        "command": f"python -m modeling_fusion.convert {converter} --checkpoint {checkpoint} --output OUTPUT_FOLDER "
+                   f"--layers {layers}",
+        "config": {"fusion_layers": selection["chosen"]},
+    }
+
+
+def plot_selection(results, path):
+    """Heat map of `--select-fusion`'s validation accuracy, layer x layer (diagonal: the single layer),
+    one panel per task and one for the mean over tasks, the best pair framed and labelled."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    selection = results["selection"]
+    layers = selection["layers"]
+    panels = [(results["tasks"][name]["title"], scores) for name, scores in selection["tasks"].items()]
+    panels.append(("mean over tasks", selection["mean"]))
+    columns = min(len(panels), 3)
+    rows = -(-len(panels) // columns)
+    size = max(4.0, 0.32 * len(layers) + 1.5)
+    figure, axes = plt.subplots(rows, columns, figsize=(size * columns, size * rows), squeeze=False)
+    for axis in axes.flat[len(panels):]:
+        axis.axis("off")
+    for axis, (title, scores) in zip(axes.flat, panels):
+        grid = np.full((len(layers), len(layers)), np.nan)
+        for i, a in enumerate(layers):
+            for j, b in enumerate(layers):
+                key = f"{a}" if a == b else "+".join(map(str, sorted((a, b))))
+                grid[i, j] = scores.get(key, np.nan) * 100
+        pairs = {k: v for k, v in scores.items() if k.count("+") == 1}
+        best = max(pairs, key=pairs.get)
+        a, b = (layers.index(int(x)) for x in best.split("+"))
+        image = axis.imshow(grid, cmap="viridis", origin="lower")
+        for i, j in ((a, b), (b, a)):
+            axis.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="red", linewidth=2))
+        axis.annotate(f"best {best}: {pairs[best] * 100:.1f}", (b, a), xytext=(0.02, 1.02), textcoords="axes fraction",
+                      fontsize=9, color="red")
+        axis.set_xticks(range(len(layers)), layers, fontsize=7)
+        axis.set_yticks(range(len(layers)), layers, fontsize=7)
+        axis.set_xlabel("layer")
+        axis.set_ylabel("layer")
+        axis.set_title(title, pad=16)
+        figure.colorbar(image, ax=axis, fraction=0.046, pad=0.04, label="validation accuracy (%)")
+    figure.suptitle(f"{results['model']['name']}: validation accuracy of every layer pair "
+                    f"(diagonal: single layer); {selection['criterion']}", fontsize=9)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+
+
+def eval_results(results, fusion_layers=None):
+    """huggingface_hub EvalResults of one representation, one per task and probe: the fusion of
+    `fusion_layers` (a model card's own layers; none when the run did not probe them), else the model's
+    main representation (the chosen fusion with `--select-fusion`, else the fusion, else the layer)."""
+    from huggingface_hub import EvalResult
+
+    from .probes import TITLES
+
+    names = {"linear": "Linear evaluation (EVAR protocol)", "mlp": "MLP probe (HEAR grid)",
+             "knn": "k-NN probe (cosine, k on validation)"}
+    chosen = fusion_layers or results.get("selection", {}).get("chosen")
     main_kind = "fusion" if any(r["kind"] == "fusion" for t in results["tasks"].values()
                                 for r in t["representations"].values()) else "layer"
-    name, evals = None, []
-    for task_name, task in results["tasks"].items():
-        rep = next((r for r in task["representations"].values() if r["kind"] == main_kind), None)
-        if rep is None:
-            continue
-        name = rep["title"]
-        evals.append(EvalResult(
-            task_type="audio-classification", task_name="Linear evaluation (EVAR protocol)",
-            dataset_type=task["dataset_id"], dataset_revision=(task.get("data") or {}).get("revision"),
-            dataset_config=(task.get("data") or {}).get("config"),
-            dataset_name=task["title"], dataset_split="test" if task["runs"] == ["split"] else "leave-one-fold-out",
-            metric_type="accuracy", metric_value=round(rep["mean"] * 100, 2),
-            metric_name=f"Accuracy (%), mean of seeds {', '.join(map(str, task['seeds']))}",
-        ))
-    return ModelCardData(model_name=name, eval_results=evals).to_yaml() + "\n"
+    probes = _probes(results)
+    # the Hub groups one task's results into one entry (its first task name): each probe is one metric there
+    task_name = names[probes[0]] if len(probes) == 1 else " / ".join(names[p] for p in probes)
+    evals = []
+    for probe in probes:
+        for task in results["tasks"].values():
+            reps = task["representations"].values()
+            rep = next((r for r in reps if chosen and r["kind"] == "fusion" and r["layers"] == list(chosen)), None)
+            if rep is None and not fusion_layers:
+                rep = next((r for r in reps if r["kind"] == main_kind), None)
+            if rep is None:
+                continue
+            evals.append(EvalResult(
+                task_type="audio-classification", task_name=task_name,
+                dataset_type=task["dataset_id"], dataset_revision=(task.get("data") or {}).get("revision"),
+                dataset_config=(task.get("data") or {}).get("config"),
+                dataset_name=task["title"], dataset_split="test" if task["runs"] == ["split"] else "leave-one-fold-out",
+                metric_type="accuracy", metric_value=round(probe_score(rep, probe)["mean"] * 100, 2),
+                metric_name=f"Accuracy (%{'' if probe == 'linear' else ', ' + TITLES[probe]}), mean of seeds "
+                            f"{', '.join(map(str, task['seeds']))}",
+            ))
+    return evals
+
+
+def model_index(results):
+    """YAML `model-index` block (huggingface_hub ModelCardData) for the model's main representation."""
+    from huggingface_hub import ModelCardData
+
+    chosen = results.get("selection", {}).get("chosen")
+    titles = [r["title"] for t in results["tasks"].values() for r in t["representations"].values()
+              if (chosen and r["layers"] == chosen and r["kind"] == "fusion") or (not chosen and r["kind"] == "fusion")]
+    titles = titles or [r["title"] for t in results["tasks"].values() for r in t["representations"].values()
+                        if r["kind"] == "layer"]
+    return ModelCardData(model_name=titles[0] if titles else None, eval_results=eval_results(results)).to_yaml() + "\n"

@@ -26,12 +26,15 @@ from modeling_fusion.cli.model_source import check_model_source
 
 @dataclass(frozen=True)
 class Representation:
-    """key: file-safe id ("fusion_3_6", "layer_3", "plain"); kind: fusion | layer | plain; title: table row."""
+    """key: file-safe id ("fusion_3_6", "layer_3", "plain"); kind: fusion | layer | plain | all-layers;
+    title: table row; parts: cache keys this representation concatenates (derived from cached layers,
+    e.g. a fusion chosen by `--select-fusion`), empty when it is cached under its own key."""
 
     key: str
     kind: str
     title: str
     layers: tuple
+    parts: tuple = ()
 
 
 class Embedder:
@@ -126,3 +129,39 @@ class Embedder:
             digest.update(Path(inspect.getsourcefile(obj)).read_bytes())
         digest.update(torch.__version__.split("+")[0].encode())
         return digest.hexdigest()
+
+
+def derived(name, kind, layers, remark=""):
+    """A representation built from cached single layers: their clip embeddings concatenated (a fusion of
+    `layers`, exact where the recipe pools each layer to the final frame rate, or every layer at once)."""
+    layers = tuple(sorted(layers))
+    if kind == "all-layers":
+        return Representation("all_layers", kind, f"{name} all layers", layers, tuple(f"layer_{l}" for l in layers))
+    tag = "#".join(str(l) for l in layers)
+    title = f"{name}-Fusion#{tag}" + (f" ({remark})" if remark else "")
+    return Representation("layers_" + tag.replace("#", "_"), kind, title, layers, tuple(f"layer_{l}" for l in layers))
+
+
+def probed_representations(embedder, sweep, extra=(), selection=None):
+    """What a run probes. Without `--select-fusion`: the embedder's representations (with `--sweep` every
+    layer), less the single layers `--representation` alone made it cache. With a selection
+    (`runner.select_fusion`'s dict): the chosen fusion, the best single layer, the configured fusion
+    when it differs, the plain embedding (with `--sweep` every other layer too). Then each `extra`
+    kind ("all-layers"), built from the cached layers."""
+    chosen = []
+    if selection:
+        chosen.append(derived(embedder.name, "fusion", selection["chosen"], "chosen on validation"))
+        best = selection["best_layer"]
+        chosen.append(Representation(f"layer_{best}", "layer", f"{embedder.name} #{best} (best single layer on "
+                                     "validation)", (best,)))
+    for rep in embedder.representations:
+        if rep.kind == "layer" and not sweep:
+            continue
+        if rep.kind == "fusion" and selection and list(rep.layers) == list(selection["chosen"]):
+            continue  # the same layers as the choice (the model's own output of them)
+        if all(rep.key != c.key for c in chosen):
+            chosen.append(rep)
+    layers = [l for rep in embedder.representations if rep.kind == "layer" for l in rep.layers]
+    for kind in extra:
+        chosen.append(derived(embedder.name, kind, layers))
+    return chosen

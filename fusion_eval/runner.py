@@ -17,7 +17,8 @@ from tqdm.auto import tqdm
 from .cache import RowSelection, ViewCache, digest
 from .datasource import load_table
 from .extract import extract
-from .probe import ProbeRandomness, linear_probe
+from .probes import PROBES
+from .probes.linear import ProbeRandomness
 from .splits import probe_runs
 
 SEEDS = (42, 43, 44)
@@ -37,6 +38,7 @@ class RunSettings:
     lr: float | None = None
     export_classifier: bool = False
     cache_tags: dict = field(default_factory=dict)
+    probes: tuple = ("linear",)  # fusion_eval.probes names; the first fills each representation's mean/std
 
 
 @dataclass
@@ -86,8 +88,10 @@ def prepare_task(accelerator, embedder, model_key, task, table, runs, settings):
     return PreparedTask(task, table, runs, start, shuffled, computed, time.perf_counter() - started)
 
 
-def probe_task(prepared, embedder, settings, metric, device="cpu"):
-    """Probe every representation of a prepared task over the seeds (one process); returns its result dict."""
+def probe_task(prepared, embedder, settings, metric, device="cpu", representations=None):
+    """Probe `representations` (default: the embedder's) of a prepared task over the seeds with every probe
+    of `settings.probes` (one process); returns its result dict. Each representation's `mean`/`std`/`seeds`
+    are the first probe's (named in `probe`); the others are under `probes[name]` in the same layout."""
     started = time.perf_counter()
     task, table = prepared.task, prepared.table
     views = _Views(len(table), prepared.start, prepared.shuffled)
@@ -98,29 +102,54 @@ def probe_task(prepared, embedder, settings, metric, device="cpu"):
         "runs": [run.name for run in prepared.runs], "seeds": list(settings.seeds), "representations": {},
     }
     runs = [_drop_bad(run, views.bad) for run in prepared.runs]
-    for rep in tqdm(embedder.representations, desc=f"{task.name} probes", unit="representation", disable=None):
-        rep_started = time.perf_counter()
+    for rep in tqdm(representations or embedder.representations, desc=f"{task.name} probes", unit="representation",
+                    disable=None):
         lr = settings.lr or task.learning_rate(embedder.family, rep.kind)
-        embeddings = views.load(rep.key)
-        per_seed = {}
-        for seed in settings.seeds:
-            randomness = ProbeRandomness(seed)
-            folds = [_probe(run, embeddings, table.labels, randomness, lr, metric, device,
-                            f"task {task.name!r}, representation {rep.key!r}, {run.name} "
-                            f"(cache {prepared.start.directory.parent})") for run in runs]
-            probes = [fold.pop("probe") for fold in folds]
-            if settings.export_classifier and rep.kind == "fusion" and "export" not in result:
-                result["export"] = _export(rep, seed, runs[0], probes[0], table)
-            per_seed[str(seed)] = {"accuracy": float(np.mean([f["accuracy"] for f in folds])), "runs": folds}
-        scores = [s["accuracy"] for s in per_seed.values()]
+        embeddings = views.load(rep)
+        summaries = {}
+        for probe in settings.probes:
+            probe_started = time.perf_counter()
+            per_seed = {}
+            for seed in settings.seeds:
+                randomness = ProbeRandomness(seed)
+                folds = [_probe(PROBES[probe], run, embeddings, table.labels, randomness, lr, metric, device,
+                                f"task {task.name!r}, representation {rep.key!r}, {probe} probe, {run.name} "
+                                f"(cache {prepared.start.directory.parent})") for run in runs]
+                fitted = [fold.pop("probe") for fold in folds]
+                if settings.export_classifier and probe == "linear" and rep.kind == "fusion" and "export" not in result:
+                    result["export"] = _export(rep, seed, runs[0], fitted[0], table)
+                per_seed[str(seed)] = {"accuracy": float(np.mean([f["accuracy"] for f in folds])), "runs": folds}
+            scores = [s["accuracy"] for s in per_seed.values()]
+            summaries[probe] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": per_seed,
+                                "probe_seconds": time.perf_counter() - probe_started}
+        primary = summaries.pop(settings.probes[0])
         result["representations"][rep.key] = {
             "title": rep.title, "kind": rep.kind, "layers": list(rep.layers), "dim": int(embeddings.shape[1]),
-            "lr": lr, "mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": per_seed,
-            "probe_seconds": time.perf_counter() - rep_started,
+            "lr": lr, **primary, "probe": settings.probes[0], **({"probes": summaries} if summaries else {}),
         }
     result["timings"] = {"extraction_seconds": prepared.extraction_seconds, "clips_encoded": int(prepared.clips_encoded),
                          "probe_seconds": time.perf_counter() - started}
     return result
+
+
+def score_candidates(prepared, embedder, settings, candidates, device="cpu"):
+    """`selection.score_task` on a prepared task: {candidate layers: mean validation accuracy over its runs},
+    from the cached single-layer embeddings of the training clips (no test clip is read)."""
+    from .selection import score_task
+
+    task, table = prepared.task, prepared.table
+    views = _Views(len(table), prepared.start, prepared.shuffled)
+    layers = sorted({layer for candidate in candidates for layer in candidate})
+    opened = {}
+
+    def layer_rows(layer, rows):
+        if layer not in opened:
+            opened[layer] = _Views(len(table), prepared.start, prepared.shuffled).load(f"layer_{layer}")
+        return opened[layer].get(rows, "train")[np.arange(len(rows))]
+
+    runs = [_drop_bad(run, views.bad) for run in prepared.runs]
+    lr = settings.lr or task.learning_rate(embedder.family, "fusion")
+    return score_task(task.name, runs, table.labels, layer_rows, layers, candidates, settings.seeds[0], lr, device)
 
 
 class _Views:
@@ -135,8 +164,12 @@ class _Views:
             position[cache.rows] = np.arange(len(cache.rows))
             self.bad[cache.rows[~cache.info()[1]]] = True
 
-    def load(self, key):
-        self.arrays = [cache.embeddings(key) if len(cache.rows) else None for cache in self.caches]
+    def load(self, rep):
+        """Open one representation (a cache key, or a Representation: one whose `parts` name cached
+        representations is their concatenation, read lazily from each)."""
+        parts = getattr(rep, "parts", ()) or (getattr(rep, "key", rep),)
+        self.arrays = [_Concatenated([cache.embeddings(part) for part in parts]) if len(cache.rows) else None
+                       for cache in self.caches]
         return self
 
     @property
@@ -152,6 +185,22 @@ class _Views:
         return RowSelection(sources, from_random.astype(np.int64), position)
 
 
+class _Concatenated:
+    """Lazy row reads of several [n, D_i] arrays side by side: `x[positions]` -> [len(positions), sum D_i]."""
+
+    def __init__(self, arrays):
+        self.arrays = arrays
+        self.shape = (len(arrays[0]), sum(a.shape[1] for a in arrays))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def __getitem__(self, positions):
+        if len(self.arrays) == 1:
+            return self.arrays[0][positions]
+        return np.concatenate([a[positions] for a in self.arrays], axis=1)
+
+
 def _drop_bad(run, bad):
     keep = lambda rows: None if rows is None else rows[~bad[rows]]  # noqa: E731
     return type(run)(run.name, keep(run.train), keep(run.valid), keep(run.test))
@@ -164,7 +213,7 @@ def _classes(labels):
     return sorted(unique, key=int if numeric else str)
 
 
-def _probe(run, embeddings, labels, randomness, lr, metric, device, name):
+def _probe(probe, run, embeddings, labels, randomness, lr, metric, device, name):
     classes = _classes(labels[run.train])
     index = {label: i for i, label in enumerate(classes)}
     for role, rows in (("valid", run.valid), ("test", run.test)):
@@ -173,12 +222,11 @@ def _probe(run, embeddings, labels, randomness, lr, metric, device, name):
             raise ValueError(f"{run.name}: {role} labels {unknown[:5]} never occur in training; fix the split")
     encode = lambda rows: np.array([index[label] for label in labels[rows]])  # noqa: E731
     valid = {} if run.valid is None else {"x_valid": embeddings.get(run.valid, "train"), "y_valid": encode(run.valid)}
-    result = linear_probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
-                          encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, name=name,
-                          **valid)
+    result = probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
+                   encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, name=name, **valid)
     return {"run": run.name, "accuracy": result.accuracy, "best_epoch": result.best_epoch, "epochs": result.epochs,
             "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test),
-            "probe": (classes, result)}
+            **({"chosen": result.chosen} if result.chosen else {}), "probe": (classes, result)}
 
 
 def _export(rep, seed, run, probe, table):
@@ -194,3 +242,27 @@ def _export(rep, seed, run, probe, table):
 def _meta(model_key, table, task, unit, rule, embedder):
     return {"model": str(embedder.model_id), "model_key": model_key, "source": table.source, "task": task.name,
             "unit_samples": unit, "sampling_rate": embedder.sampling_rate, "clip_rule": rule}
+
+
+def select_fusion(prepared, embedder, settings, max_layers=2, device="cpu"):
+    """Rank every layer combination on validation data over the prepared tasks (`selection`'s criterion);
+    returns the record results.json keeps under "selection": per-task and mean validation accuracy of
+    every candidate ("12+14"), the chosen fusion, the best single layer, the criterion and its cost."""
+    from . import selection
+
+    started = time.perf_counter()
+    layers = [rep.layers[0] for rep in embedder.representations if rep.kind == "layer"]
+    candidates = selection.candidate_sets(layers, max_layers)
+    scores = {}
+    for item in tqdm(prepared, desc="select fusion", unit="task"):
+        scores[item.task.name] = score_candidates(item, embedder, settings, candidates, device)
+    mean, chosen, best_layer = selection.choose(scores)
+    name = lambda c: "+".join(map(str, c))  # noqa: E731
+    return {
+        "criterion": f"best validation accuracy within {selection.EPOCHS} epochs of the linear probe (seed "
+                     f"{settings.seeds[0]}), mean over each task's runs, then over tasks",
+        "epochs": selection.EPOCHS, "seed": settings.seeds[0], "max_layers": max_layers, "layers": layers,
+        "tasks": {task: {name(c): v for c, v in s.items()} for task, s in scores.items()},
+        "mean": {name(c): v for c, v in mean.items()}, "chosen": chosen, "best_layer": best_layer,
+        "seconds": time.perf_counter() - started,
+    }

@@ -16,7 +16,7 @@ from fusion_eval.clips import fix_length
 from fusion_eval.cache import ViewCache
 from fusion_eval.cli import main
 from fusion_eval.datasource import load_table
-from fusion_eval.probe import ProbeRandomness, linear_probe
+from fusion_eval.probes.linear import ProbeRandomness, linear_probe
 from fusion_eval.representations import Embedder
 from fusion_eval.tasks import resolve_task
 from modeling_fusion.fusion import pool_frames

@@ -10,9 +10,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import LabelBinarizer, StandardScaler
 
-from fusion_eval import probe as probe_module
+from fusion_eval.probes import linear as probe_module
 from fusion_eval.cache import RowSelection, ViewCache
-from fusion_eval.probe import ProbeRandomness, fit_scaler, linear_probe, load_accuracy_metric
+from fusion_eval.probes.linear import ProbeRandomness, fit_scaler, linear_probe, load_accuracy_metric
 
 
 @pytest.fixture(scope="module", autouse=True)

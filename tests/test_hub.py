@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import torch
-import yaml
 from huggingface_hub import ModelCard
 from original_checkpoints import ORIGINAL_CHECKPOINTS
 
@@ -136,21 +135,22 @@ def test_unknown_variant_lists_the_published_ones():
 
 
 def test_build_with_results_puts_the_measured_model_index_in_the_card(tmp_path, capsys):
-    """`hub build --results` on fusion-eval's committed random-CNN14 run (results.json with the model_index.yaml
-    and results.md its report wrote beside it): measured and paper results in the model-index, the table in the text."""
-    run = hub.HUB_CONFIGS.parents[2] / "reports" / "random_cnn14" / "results.json"
+    """`hub build --results` on the committed real mn04 run (a --select-fusion run that also probed the published
+    #12#14): the card's model-index holds the card's own fusion's test accuracies (not the run's chosen #4#17), and
+    the run's table is in the text; a file that is not a results.json is refused naming it."""
+    run = hub.HUB_CONFIGS.parents[2] / "reports" / "efficientat_mn04" / "results.json"
     checkpoint = tmp_path / "mn04_as_mAP_432.pt"
     ORIGINAL_CHECKPOINTS["efficientat-mn04-as-fusion-12-14"](checkpoint)
     hub.main(["build", "efficientat-mn04-as-fusion-12-14", "--checkpoint", str(checkpoint), "--output",
               str(tmp_path / "repo"), "--results", str(run), "--no-verify"])
     card = ModelCard.load(tmp_path / "repo" / "README.md")
-    index = yaml.safe_load((run.parent / "model_index.yaml").read_text())["model-index"][0]["results"]
-    expected = {entry["dataset"]["type"]: entry["metrics"][0]["value"] for entry in index}
-    assert len(expected) == 4 and expected["fsdd"] > 50
-    assert {r.dataset_type: r.metric_value for r in card.data.eval_results} == expected  # no paper row for mn04
-    assert (run.parent / "results.md").read_text().strip() in card.text
+    tasks = json.loads(run.read_text())["tasks"]
+    expected = {(task["dataset_id"], "linear"): round(task["representations"]["fusion_12_14"]["mean"] * 100, 2)
+                for task in tasks.values()}
+    measured = {(r.dataset_type, "linear"): r.metric_value for r in card.data.eval_results if "k-NN" not in r.metric_name}
+    assert measured == expected and len(expected) == 3
     assert "modeling-fusion/efficientat-mn04-as-fusion-12-14" in card.text  # the variant's hub_id
-    with pytest.raises(SystemExit, match="model_index.yaml and .*results.md not found"):
+    with pytest.raises(SystemExit, match="README.md: not JSON"):
         hub.main(["build", "efficientat-mn04-as-fusion-12-14", "--checkpoint", str(checkpoint), "--output",
                   str(tmp_path / "other"), "--results", str(tmp_path / "repo" / "README.md"), "--no-verify"])
 

@@ -3,9 +3,7 @@
 import json
 from pathlib import Path
 
-import yaml
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
-from huggingface_hub.repocard_data import model_index_to_eval_results
 from transformers import AutoConfig
 
 CARDS = Path(__file__).resolve().parent / "cards"
@@ -32,26 +30,21 @@ def paper_markdown(rows):
     return "\n".join(lines)
 
 
-def measured_results(results):
-    """(EvalResults, markdown table) of a fusion-eval run, read from the files its report writes beside
-    results.json: `model_index.yaml` (the model-index of the run's main representation) and `results.md`
-    (the table and the data sources). `results`: that results.json or its folder (fusion-eval's --output).
-    Raises ValueError naming the missing file (the hub never imports fusion_eval: the app depends on the library)."""
-    folder = Path(results)
-    folder = folder if folder.is_dir() else folder.parent
-    if not Path(results).exists():
-        raise ValueError(f"--results {results}: no such file or folder; give the results.json of a fusion-eval run "
+def load_results(results):
+    """A fusion-eval run's results.json as a dict; `results` is that file or its folder (fusion-eval's --output).
+    Raises ValueError naming the path when it is missing or not a results.json."""
+    path = Path(results)
+    path = path / "results.json" if path.is_dir() else path
+    if not path.is_file():
+        raise ValueError(f"--results {results}: no such file; give the results.json of a fusion-eval run "
                          "(or its --output folder)")
-    files = {name: folder / name for name in ("model_index.yaml", "results.md")}
-    missing = [str(path) for path in files.values() if not path.is_file()]
-    if missing:
-        raise ValueError(f"--results {results}: {' and '.join(missing)} not found; fusion-eval writes them next to "
-                         "results.json in its --output folder: give that folder's results.json")
-    block = yaml.safe_load(files["model_index.yaml"].read_text()) or {}
-    if not block.get("model-index"):
-        raise ValueError(f"{files['model_index.yaml']} has no model-index entries (a fusion-eval run writes them)")
-    _, evals = model_index_to_eval_results(block["model-index"])
-    return evals, files["results.md"].read_text().strip()
+    try:
+        run = json.loads(path.read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--results {path}: not JSON ({error}); give the results.json fusion-eval wrote") from None
+    if not isinstance(run, dict) or "tasks" not in run:
+        raise ValueError(f"--results {path}: not a fusion-eval results.json (no 'tasks')")
+    return run
 
 
 def render_card(variant, folder, repo_id, results=None):
@@ -66,8 +59,13 @@ def render_card(variant, folder, repo_id, results=None):
     if card.get("paper_row"):
         eval_results += paper_results(card["paper_row"])
     if results is not None:
-        evals, measured = measured_results(results)
-        eval_results += evals
+        # the app's report module renders a run (fusion_eval ships in the same wheel as this tooling; the shipped
+        # model code never imports either)
+        from fusion_eval.report import eval_results as measured_results, markdown_table
+
+        run = load_results(results)
+        eval_results += measured_results(run, list(config.fusion_layers))  # the card's own fusion only
+        measured = markdown_table(run)
     citations = json.loads((CARDS / "citations.json").read_text())
     data = ModelCardData(
         model_name=card["model_name"], library_name="transformers", pipeline_tag=card["pipeline_tag"],

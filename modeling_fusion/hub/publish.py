@@ -134,8 +134,8 @@ def main(argv=None):
     build_parser.add_argument("--output", required=True)
     build_parser.add_argument("--labels", help="class names for variants with a head: class_labels_indices.csv "
                               "(AudioSet), yamnet_class_map.csv for yamnet-fusion-6-14 (`list` names each file)")
-    build_parser.add_argument("--results", help="a fusion-eval results.json (model_index.yaml and results.md beside "
-                              "it go into the card)")
+    build_parser.add_argument("--results", help="a fusion-eval results.json (or its --output folder): the card's own "
+                              "fusion's accuracies go into its model-index, the run's table into its text")
     build_parser.add_argument("--push", metavar="REPO_ID", nargs="?", const="",
                               help="upload the folder to this Hub repo (alone: the variant's hub_id, see `list`)")
     build_parser.add_argument("--private", action="store_true")

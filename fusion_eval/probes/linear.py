@@ -16,6 +16,7 @@ finiteness checks) and mini-batches (training); the batches are the in-memory on
 """
 
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import torch.nn.functional as F
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from .splits import class_complete_split
+from ..splits import class_complete_split
 
 WEIGHT_DECAY = 1e-8
 MAX_EPOCHS = 200
@@ -34,7 +35,7 @@ MAX_BATCH = 200
 TEST_BATCH = 256
 STATISTICS_BLOCK_BYTES = 64 * 2**20  # embeddings per block of the scaler fit and the finiteness checks
 RESIDENT_BYTES = 512 * 2**20  # embeddings up to this size are scaled onto the device once, larger ones per batch
-METRIC_PATH = Path(__file__).parent / "metrics" / "accuracy.py"
+METRIC_PATH = Path(__file__).parent.parent / "metrics" / "accuracy.py"
 
 
 class ProbeRandomness:
@@ -58,7 +59,8 @@ class ProbeRandomness:
 @dataclass
 class ProbeResult:
     """`weight` [C, D] and `bias` [C] are the best classifier with the StandardScaler folded in, so
-    logits = x @ weight.T + bias on *unscaled* embeddings (what `--export-classifier` ships)."""
+    logits = x @ weight.T + bias on *unscaled* embeddings (what `--export-classifier` ships).
+    `chosen`: the hyperparameters a probe picked on validation (MLP: its grid point, k-NN: k)."""
 
     accuracy: float
     predictions: np.ndarray
@@ -67,6 +69,7 @@ class ProbeResult:
     valid_accuracy: float
     weight: np.ndarray = None
     bias: np.ndarray = None
+    chosen: dict = None
 
 
 def load_accuracy_metric():
@@ -92,11 +95,18 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_va
     products are slower when split (and far slower on a busy machine).
     Raises ValueError naming `name` when any embedding it would use is NaN or infinite.
     """
+    with one_thread(device):
+        return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
+                             lr, max_epochs, patience, metric, device, name)
+
+
+@contextmanager
+def one_thread(device):
+    """Run a probe on one CPU thread (its small matrix products are slower split, far slower on a busy machine)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1 if torch.device(device).type == "cpu" else threads)
     try:
-        return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                             lr, max_epochs, patience, metric, device, name)
+        yield
     finally:
         torch.set_num_threads(threads)
 
@@ -130,25 +140,14 @@ def _finite(block, first, name):
 
 def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
                   lr, max_epochs, patience, metric, device, name):
-    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
-    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
-        raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")
-    batch = min(MAX_BATCH, len(x_train))
-    scaler = fit_scaler(x_train, f"{name} (training clips)")
-    train_pos = np.arange(len(x_train))
-    if x_valid is None:
-        train_pos, valid_pos = class_complete_split(y_train, randomness.numpy)
-        x_valid, y_train, y_valid = x_train, y_train[train_pos], y_train[valid_pos]
-    else:
-        valid_pos, y_valid = np.arange(len(x_valid)), np.asarray(y_valid)
-        _check_finite(x_valid, f"{name} (validation clips)")
-    _check_finite(x_test, f"{name} (test clips)")
-    mean, scale = (torch.as_tensor(v.astype(np.float32), device=device) for v in (scaler.mean_, scaler.scale_))
-    x_train, x_test = _ScaledRows(x_train, mean, scale), _ScaledRows(x_test, mean, scale)
-    x_valid = x_train if x_valid is None else _ScaledRows(x_valid, mean, scale)
+    data = standardised_splits(x_train, y_train, x_test, y_test, randomness, x_valid, y_valid, device, name)
+    scaler, train_pos, valid_pos = data.scaler, data.train_pos, data.valid_pos
+    x_train, x_valid, x_test, y_train, y_valid, y_test = (data.x_train, data.x_valid, data.x_test, data.y_train,
+                                                          data.y_valid, data.y_test)
+    batch = min(MAX_BATCH, data.n_train)
     targets = F.one_hot(torch.as_tensor(y_train), num_classes).float().to(device)
 
-    model = _linear(len(mean), num_classes, randomness.torch).to(device)
+    model = _linear(len(data.scaler.mean_), num_classes, randomness.torch).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
     best_acc, best_epoch, best_state, wait = 0.0, 0, None, 0
     for epoch in range(max_epochs):
@@ -178,6 +177,49 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
     return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias)
+
+
+@dataclass
+class Splits:
+    """A probe's standardised data (every probe sees the same): `x_*` are `_ScaledRows` on the device,
+    `x_train[train_pos]` trains, `x_valid[valid_pos]` validates (x_valid is x_train when the validation
+    clips were carved from the training clips), `y_train` [len(train_pos)], `y_valid` [len(valid_pos)]."""
+
+    scaler: StandardScaler
+    x_train: object
+    x_valid: object
+    x_test: object
+    train_pos: np.ndarray
+    valid_pos: np.ndarray
+    y_train: np.ndarray
+    y_valid: np.ndarray
+    y_test: np.ndarray
+    n_train: int
+
+
+def standardised_splits(x_train, y_train, x_test, y_test, randomness, x_valid=None, y_valid=None, device="cpu",
+                        name="embeddings"):
+    """EVAR's data preparation, shared by every probe: StandardScaler fit on all training clips, then
+    (without x_valid) a class-complete 10% of them held out for validation from `randomness.numpy`;
+    every embedding checked finite (ValueError naming `name`)."""
+    y_train, y_test = np.asarray(y_train), np.asarray(y_test)
+    if len(x_train) != len(y_train) or len(x_test) != len(y_test):
+        raise ValueError("x_train/y_train and x_test/y_test must have the same number of rows")
+    n_train = len(x_train)
+    scaler = fit_scaler(x_train, f"{name} (training clips)")
+    train_pos = np.arange(len(x_train))
+    if x_valid is None:
+        train_pos, valid_pos = class_complete_split(y_train, randomness.numpy)
+        y_train, y_valid = y_train[train_pos], y_train[valid_pos]
+    else:
+        valid_pos, y_valid = np.arange(len(x_valid)), np.asarray(y_valid)
+        _check_finite(x_valid, f"{name} (validation clips)")
+    _check_finite(x_test, f"{name} (test clips)")
+    mean, scale = (torch.as_tensor(v.astype(np.float32), device=device) for v in (scaler.mean_, scaler.scale_))
+    scaled_train, scaled_test = _ScaledRows(x_train, mean, scale), _ScaledRows(x_test, mean, scale)
+    scaled_valid = scaled_train if x_valid is None else _ScaledRows(x_valid, mean, scale)
+    return Splits(scaler, scaled_train, scaled_valid, scaled_test, train_pos, valid_pos, y_train, y_valid, y_test,
+                  n_train)
 
 
 def _check_finite(x, name):
