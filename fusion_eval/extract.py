@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 from modeling_fusion.audio_input import values_checked
 
 from .clips import ClipDataset, batch_to_float, keep_batch
+from .store import prepared_store
 
 MAX_WORKERS = 8
 
@@ -59,8 +60,10 @@ def compute_features(extractor, waves, samples, device):
 
 
 def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, batch_size=32, num_workers=0,
-            skip_bad=False, desc="extract"):
-    """Fill `cache` with every representation of `embedder` for its rows; returns the clips computed."""
+            skip_bad=False, desc="extract", audio_store=None):
+    """Fill `cache` with every representation of `embedder` for its rows; returns the clips computed.
+    audio_store: a folder for the prepared audio (`store.AudioStore`: the clips are decoded into it once, then
+    read from it), or None to decode on every pass."""
     keys = [rep.key for rep in embedder.representations]
     todo = [None]
     if accelerator.is_main_process:
@@ -76,7 +79,8 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
     progress = tqdm(total=total, desc=desc, unit="clip", disable=not accelerator.is_main_process)
     # One loader over the missing chunks' rows (its workers start once); each chunk is written when complete.
     rows = np.concatenate([cache.chunk_rows(chunk) for chunk in todo])
-    dataset = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad)
+    store = prepared_store(accelerator, table, rows, audio_store, num_workers, desc)
+    dataset = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad, store)
     loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=keep_batch,
         pin_memory=device.type == "cuda"), device_placement=False)  # waves stay on the host until the extractor

@@ -36,6 +36,7 @@ class RunSettings:
     crop_seed: int = 42
     lr: float | None = None
     export_classifier: bool = False
+    audio_store: str | None = None  # folder of the prepared audio (fusion_eval.store); None decodes every pass
     cache_tags: dict = field(default_factory=dict)
 
 
@@ -67,7 +68,8 @@ def prepare_task(accelerator, embedder, model_key, task, table, runs, settings):
     test_rows = np.unique(np.concatenate([run.test for run in runs]))
     train_rows = np.unique(np.concatenate([np.concatenate([run.train] + ([run.valid] if run.valid is not None else []))
                                            for run in runs]))
-    options = dict(batch_size=settings.batch_size, num_workers=settings.num_workers, skip_bad=settings.skip_bad)
+    options = dict(batch_size=settings.batch_size, num_workers=settings.num_workers, skip_bad=settings.skip_bad,
+                   audio_store=settings.audio_store)
 
     start = ViewCache(base / f"start-{digest(test_rows.tolist())}", test_rows, settings.chunk_size,
                       _meta(model_key, table, task, unit, "start", embedder))
