@@ -101,9 +101,13 @@ class ClipDataset(torch.utils.data.Dataset):
 
     def __getitems__(self, indices):
         rows = self.rows[np.asarray(indices, dtype=np.int64)]
-        found = self.store.clips(rows) if self.store is not None else [
-            _attempt(read_clip, source, self.table.sampling_rate, self.table.names[row])
-            for row, source in zip(rows, self.table.sources(rows))]
+        if self.store is not None:
+            return self.batch(rows, self.store.clips(rows))
+        return self.batch(rows, [_attempt(read_clip, source, self.table.sampling_rate, self.table.names[row])
+                                 for row, source in zip(rows, self.table.sources(rows))])
+
+    def batch(self, rows, found):
+        """The batch dict of table rows `rows` from their samples `found` (arrays, or the ValueError each gave)."""
         waves = [self._or_skip(wave) for wave in found]
         lengths = np.array([0 if wave is None else len(wave) for wave in waves], dtype=np.int64)
         pcm = all(wave is None or wave.dtype == np.int16 for wave in waves)
@@ -133,6 +137,29 @@ class ClipDataset(torch.utils.data.Dataset):
         return None
 
 
+class ClipStream(torch.utils.data.IterableDataset):
+    """A streamed table's rows `rows` (ascending) as `ClipDataset` batches of `batch_size`, read in stream order
+    (`datasource.StreamedAudio.iterate`) and decoded as they arrive; the same clips as `ClipDataset` gives."""
+
+    def __init__(self, table, rows, view, unit_samples, crop_seed, skip_bad, batch_size):
+        self.clips = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad)
+        self.batch_size = batch_size
+
+    def __len__(self):
+        return -(-len(self.clips) // self.batch_size)
+
+    def __iter__(self):
+        table, rows, found = self.clips.table, [], []
+        for row, source in table.audio.iterate(self.clips.rows):
+            rows.append(row)
+            found.append(_attempt(read_clip, source, table.sampling_rate, table.names[row]))
+            if len(rows) == self.batch_size:
+                yield self.clips.batch(np.array(rows), found)
+                rows, found = [], []
+        if rows:
+            yield self.clips.batch(np.array(rows), found)
+
+
 def _attempt(function, *args):
     """function(*args), or the ValueError it raised."""
     try:
@@ -150,4 +177,4 @@ def _buffer(rows, samples, dtype):
     return prototype.new(prototype._typed_storage()._new_shared(rows * samples)).view(rows, samples)
 
 
-__all__ = ["VIEWS", "ClipDataset", "batch_to_float", "crop_offset", "fix_length", "keep_batch", "read_clip"]
+__all__ = ["VIEWS", "ClipDataset", "ClipStream", "batch_to_float", "crop_offset", "fix_length", "keep_batch", "read_clip"]

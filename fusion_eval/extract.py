@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 
 from modeling_fusion.audio_input import values_checked
 
-from .clips import ClipDataset, batch_to_float, keep_batch
+from .clips import ClipDataset, ClipStream, batch_to_float, keep_batch
 from .store import prepared_store
 
 MAX_WORKERS = 8
@@ -79,11 +79,8 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
     progress = tqdm(total=total, desc=desc, unit="clip", disable=not accelerator.is_main_process)
     # One loader over the missing chunks' rows (its workers start once); each chunk is written when complete.
     rows = np.concatenate([cache.chunk_rows(chunk) for chunk in todo])
-    store = prepared_store(accelerator, table, rows, audio_store, num_workers, desc)
-    dataset = ClipDataset(table, rows, view, unit_samples, crop_seed, skip_bad, store)
-    loader = accelerator.prepare_data_loader(torch.utils.data.DataLoader(
-        dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=keep_batch,
-        pin_memory=device.type == "cuda"), device_placement=False)  # waves stay on the host until the extractor
+    loader = _loader(accelerator, table, rows, view, unit_samples, crop_seed, batch_size, num_workers, skip_bad, desc,
+                     audio_store)
     pending, parts = list(todo), []
     for batch in _uploaded(loader, device):
         with values_checked():  # the workers checked every clip: no host sync in the extractor
@@ -102,6 +99,24 @@ def extract(accelerator, embedder, table, cache, view, unit_samples, crop_seed, 
     progress.close()
     accelerator.wait_for_everyone()
     return total
+
+
+def _loader(accelerator, table, rows, view, unit, crop_seed, batch_size, num_workers, skip_bad, desc, audio_store):
+    """Batches of `rows` in order: from the prepared-audio store or decoded, each process taking its share
+    (Accelerate); a streamed table is read in stream order by one worker, on one process."""
+    pin = accelerator.device.type == "cuda"
+    if table.streamed:
+        if accelerator.num_processes > 1:
+            raise ValueError(f"{table.source}: --streaming reads the stream in order on one process; run it without "
+                             "accelerate launch, or without --streaming")
+        return torch.utils.data.DataLoader(ClipStream(table, rows, view, unit, crop_seed, skip_bad, batch_size),
+                                           batch_size=None, num_workers=min(1, num_workers), collate_fn=keep_batch,
+                                           pin_memory=pin)
+    store = prepared_store(accelerator, table, rows, audio_store, num_workers, desc)
+    return accelerator.prepare_data_loader(torch.utils.data.DataLoader(
+        ClipDataset(table, rows, view, unit, crop_seed, skip_bad, store), batch_size=batch_size,
+        num_workers=num_workers, collate_fn=keep_batch, pin_memory=pin),
+        device_placement=False)  # waves stay on the host until the extractor
 
 
 def _uploaded(loader, device):

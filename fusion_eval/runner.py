@@ -37,6 +37,7 @@ class RunSettings:
     lr: float | None = None
     export_classifier: bool = False
     audio_store: str | None = None  # folder of the prepared audio (fusion_eval.store); None decodes every pass
+    streaming: bool = False  # Hub / dataset-folder tasks read with load_dataset(streaming=True)
     cache_tags: dict = field(default_factory=dict)
 
 
@@ -55,7 +56,7 @@ class PreparedTask:
 
 def plan_task(task, embedder, settings):
     """(table, probe runs) of a task: loads and checks its metadata before anything is encoded."""
-    table = load_table(task, settings.data_dir, embedder.sampling_rate, settings.metadata_dir)
+    table = load_table(task, settings.data_dir, embedder.sampling_rate, settings.metadata_dir, settings.streaming)
     return table, probe_runs(task, table)
 
 
