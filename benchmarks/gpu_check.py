@@ -157,7 +157,7 @@ def model_alone(embedder, device, precision, unit, batch_size, batches):
     return batches * batch_size / (time.perf_counter() - started)
 
 
-def loop_check(device, workdir, clips=256, batch_size=32):
+def loop_check(device, workdir, clips, batch_size=32):
     """fusion-eval's loop on `device` (side-stream uploads, checks in the workers, non-blocking copies back), with
     and without the prepared-audio store, vs the same batches embedded directly (no loader, blocking copies):
     max |difference| / max |value| per representation; expected 0 (same batches, same kernels). Markdown rows."""
@@ -222,7 +222,7 @@ def main():
     from fusion_eval.extract import default_num_workers
 
     if args.step == "loop":
-        lines, failures = loop_check(args.device, args.workdir)
+        lines, failures = loop_check(args.device, args.workdir, args.clips)
         Path(args.output).write_text("\n".join(lines) + "\n")
         if failures:
             raise SystemExit("the extraction loop differs from the direct embedding:\n" + "\n".join(failures))

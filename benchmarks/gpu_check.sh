@@ -115,7 +115,7 @@ step "1 vs 2 processes" one_vs_two
 
 echo "== 4. the extraction loop on $DEVICE (side-stream uploads, non-blocking copies back, store) vs direct embedding"
 loop() {
-  python benchmarks/gpu_check.py loop --device "$DEVICE" --workdir "$WORK" --output "$WORK/loop.md"
+  python benchmarks/gpu_check.py loop --device "$DEVICE" --clips "$EXTRACT_CLIPS" --workdir "$WORK" --output "$WORK/loop.md"
   local status=$?
   { echo "## Extraction loop vs the same batches embedded directly (EfficientAT, SPCV2, fp32; bound 1e-6)"; echo; cat "$WORK/loop.md"; echo; } >> "$OUT"
   return $status
