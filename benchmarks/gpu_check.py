@@ -3,13 +3,15 @@ comparison, and clips/s for the model alone and end to end. Every step also runs
 
     python benchmarks/gpu_check.py parity --device cuda
     python benchmarks/gpu_check.py extract --device cuda --workdir W --output emb.npz   (under accelerate launch)
-    python benchmarks/gpu_check.py throughput --device cuda --precision bf16 --workdir W --output rows.md
+    python benchmarks/gpu_check.py throughput --device cuda --precision bf16 --workdir W --output rows.md [--json F]
+    python benchmarks/gpu_check.py loop --device cuda --workdir W --output rows.md
 
 Models have random weights (full-size default configs). Clips: synthetic noise of `--seconds` s for CNN14 and
 AST; real Speech Commands v2 test clips (1 s, decoded and resampled to 32 kHz) for EfficientAT.
 """
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -103,9 +105,10 @@ def table_for(backbone, clips, seconds, workdir, rate):
     return table, int(rate * seconds), clips
 
 
-def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cache_dir, repeat=1):
-    """fusion-eval's extraction of `clips` files, each read `repeat` times, into `cache_dir`; returns (embedder,
-    cache, seconds taken, table, samples per clip)."""
+def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cache_dir, repeat=1, audio_store=None):
+    """fusion-eval's extraction of `clips` files, each read `repeat` times, into `cache_dir` (decoding them, or
+    from the prepared-audio store under `audio_store`, filled first if needed); returns (embedder, cache, seconds
+    taken, table, samples per clip)."""
     from fusion_eval.cache import ViewCache
     from fusion_eval.extract import default_num_workers, extract
     from fusion_eval.representations import Embedder
@@ -117,18 +120,18 @@ def run_extract(accelerator, backbone, clips, seconds, batch_size, workdir, cach
     accelerator.wait_for_everyone()
     started = time.perf_counter()
     extract(accelerator, embedder, table, cache, "start", unit, 42, batch_size=batch_size,
-            num_workers=default_num_workers(), desc=f"{backbone} extract")
+            num_workers=default_num_workers(), desc=f"{backbone} extract", audio_store=audio_store)
     return embedder, cache, time.perf_counter() - started, table, unit
 
 
 def decode_alone(table, rows, unit, batch_size, pin_memory):
     """clips/s of fusion-eval's DataLoader alone over table rows `rows` (workers decode, resample and fix lengths;
     collate; pin)."""
-    from fusion_eval.clips import ClipCollator, ClipDataset
+    from fusion_eval.clips import ClipDataset, keep_batch
     from fusion_eval.extract import default_num_workers
 
     loader = torch.utils.data.DataLoader(ClipDataset(table, rows, "start", unit, 42), batch_size=batch_size,
-                                         num_workers=default_num_workers(), collate_fn=ClipCollator(),
+                                         num_workers=default_num_workers(), collate_fn=keep_batch,
                                          pin_memory=pin_memory)
     started = time.perf_counter()
     clips = sum(len(batch["rows"]) for batch in loader)
@@ -154,9 +157,53 @@ def model_alone(embedder, device, precision, unit, batch_size, batches):
     return batches * batch_size / (time.perf_counter() - started)
 
 
+def loop_check(device, workdir, clips, batch_size=32):
+    """fusion-eval's loop on `device` (side-stream uploads, checks in the workers, non-blocking copies back), with
+    and without the prepared-audio store, vs the same batches embedded directly (no loader, blocking copies):
+    max |difference| / max |value| per representation; expected 0 (same batches, same kernels). Markdown rows."""
+    from accelerate import Accelerator
+
+    from fusion_eval.clips import ClipDataset, batch_to_float
+
+    accelerator = Accelerator(cpu=device == "cpu")
+    work = Path(workdir)
+    rows, failures = [], []
+    for store in (None, work / "loop-audio", work / "loop-audio"):  # without, filling, then reading the store
+        embedder, cache, _, table, unit = run_extract(accelerator, "efficientat", clips, 1.0, batch_size, work,
+                                                      work / f"loop-{time.time_ns()}", audio_store=store)
+        dataset = ClipDataset(table, cache.rows, "start", unit, 42)
+        reference = {rep.key: [] for rep in embedder.representations}
+        with torch.no_grad():
+            for start in range(0, len(cache.rows), batch_size):
+                batch = dataset.__getitems__(list(range(start, min(start + batch_size, len(cache.rows)))))
+                features = embedder.feature_extractor(batch_to_float(batch["waves"]).to(device),
+                                                      sampling_rate=embedder.sampling_rate,
+                                                      return_tensors="pt", device=device)
+                for key, value in embedder.embed(features).items():
+                    reference[key].append(value.float().cpu().numpy())
+        worst = max(np.abs(cache.load(key) - np.concatenate(parts)).max() / np.abs(np.concatenate(parts)).max()
+                    for key, parts in reference.items())
+        where = "no store" if store is None else "store"
+        rows.append(f"| {where} | {len(cache.rows)} | {worst:.1e} | {'ok' if worst <= 1e-6 else 'FAIL'} |")
+        print(rows[-1], flush=True)
+        if worst > 1e-6:
+            failures.append(rows[-1])
+    return ["| input | clips | max abs diff / max abs | |", "|---|---|---|---|"] + rows, failures
+
+
+def append_json(path, section, row):
+    """Add `row` to the list `section` of the JSON file at `path` (created if absent), atomically."""
+    path = Path(path)
+    data = json.loads(path.read_text()) if path.is_file() else {}
+    data.setdefault(section, []).append(row)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(data, indent=1) + "\n")
+    temporary.replace(path)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("step", choices=("parity", "extract", "throughput"))
+    parser.add_argument("step", choices=("parity", "extract", "throughput", "loop"))
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     parser.add_argument("--backbones", nargs="+", default=["cnn14", "ast", "efficientat"])
@@ -167,13 +214,19 @@ def main():
     parser.add_argument("--repeat", type=int, default=1,
                         help="throughput: read each clip this many times, so that every DataLoader worker gets many "
                              "batches (throughput rather than start-up)")
-    parser.add_argument("--output", help="markdown rows (parity, throughput) or .npz embeddings (extract)")
+    parser.add_argument("--output", help="markdown rows (parity, throughput, loop) or .npz embeddings (extract)")
+    parser.add_argument("--json", help="throughput: also add each backbone's figures to this JSON file")
     args = parser.parse_args()
     from accelerate import Accelerator
 
     from fusion_eval.extract import default_num_workers
 
-    if args.step == "parity":
+    if args.step == "loop":
+        lines, failures = loop_check(args.device, args.workdir, args.clips)
+        Path(args.output).write_text("\n".join(lines) + "\n")
+        if failures:
+            raise SystemExit("the extraction loop differs from the direct embedding:\n" + "\n".join(failures))
+    elif args.step == "parity":
         lines, failures = parity(args.device)
         Path(args.output).write_text("\n".join(lines) + "\n")
         if failures:
@@ -202,10 +255,22 @@ def main():
             alone = model_alone(embedder, accelerator.device, args.precision, unit, args.batch_size,
                                 max(1, clips // args.batch_size))
             decoding = decode_alone(table, cache.rows, unit, args.batch_size, accelerator.device.type == "cuda")
+            store = work / f"audio-{backbone}"  # filled by the first run, read by the second
+            run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size, work,
+                        work / f"fill-{backbone}-{args.precision}-{time.time_ns()}", args.repeat, store)
+            *_, stored, _, _ = run_extract(accelerator, backbone, args.clips, args.seconds, args.batch_size, work,
+                                           work / f"store-{backbone}-{args.precision}-{time.time_ns()}", args.repeat, store)
             clip_s = "SPCV2 1 s" if backbone == "efficientat" else f"noise {args.seconds:g} s"
             lines.append(f"| {backbone} | {clip_s} | {args.precision} | {clips} | {alone:.1f} | {end_to_end:.1f} | "
-                         f"{end_to_end / alone:.2f} | {decoding:.1f} ({default_num_workers()}) |")
+                         f"{end_to_end / alone:.2f} | {clips / stored:.1f} | {clips / stored / alone:.2f} | "
+                         f"{decoding:.1f} ({default_num_workers()}) |")
             print(lines[-1], flush=True)
+            if args.json:
+                append_json(args.json, "throughput", {
+                    "backbone": backbone, "precision": args.precision, "clips": clips, "model_alone": round(alone, 1),
+                    "end_to_end": round(end_to_end, 1), "dataloader_alone": round(decoding, 1)})
+                append_json(args.json, "store", {"backbone": backbone, "precision": args.precision, "clips": clips,
+                                                 "end_to_end": round(clips / stored, 1)})
         with open(args.output, "a") as out:
             out.write("\n".join(lines) + "\n")
 

@@ -5,10 +5,10 @@
 # (random weights, 10 s noise clips) and EfficientAT (random weights, real SPCV2 test clips). About 6 min
 # on one H200.
 #
-#   bash benchmarks/gpu_check.sh                          # on a GPU machine
+#   bash benchmarks/gpu_check.sh                          # on a GPU machine (without one: the CPU smoke mode)
 #   GPU_CHECK_DEVICE=cpu bash benchmarks/gpu_check.sh     # smoke mode: the same steps on the CPU, tiny sizes
 #
-# Writes gpu_check_<device>.md (summary) and .log (everything) to $GPU_CHECK_RESULTS (default
+# Writes gpu_check_<device>.md (summary), .json (the throughput figures) and .log (everything) to $GPU_CHECK_RESULTS (default
 # benchmarks/results) as it goes, so a run cut short keeps what it measured. A failing step is reported and
 # the next one runs; the exit status is non-zero if any failed. SPCV2 clips are looked up in
 # $FUSION_EVAL_DATA_DIR, ../shared/data, or shared/data.
@@ -17,11 +17,14 @@
 # magnitude: both see the same batches, as EXTRACT_CLIPS fills an even number of them, so equal is expected).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-DEVICE=${GPU_CHECK_DEVICE:-cuda}
+DEVICE=${GPU_CHECK_DEVICE:-$(python -c 'import torch; print("cuda" if torch.cuda.is_available() else "cpu")' 2>/dev/null)}
+DEVICE=${DEVICE:-cuda}  # no torch yet: a GPU machine to set up (below)
 RESULTS=${GPU_CHECK_RESULTS:-benchmarks/results}
 mkdir -p "$RESULTS"
 OUT=$RESULTS/gpu_check_${DEVICE}.md
 LOG=$RESULTS/gpu_check_${DEVICE}.log
+JSON=$RESULTS/gpu_check_${DEVICE}.json
+rm -f "$JSON"
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_VERBOSITY=error TOKENIZERS_PARALLELISM=false
@@ -110,12 +113,23 @@ EOF
 }
 step "1 vs 2 processes" one_vs_two
 
-echo "== 4. clips/s, model alone vs end to end"
+echo "== 4. the extraction loop on $DEVICE (side-stream uploads, non-blocking copies back, store) vs direct embedding"
+loop() {
+  python benchmarks/gpu_check.py loop --device "$DEVICE" --clips "$EXTRACT_CLIPS" --workdir "$WORK" --output "$WORK/loop.md"
+  local status=$?
+  { echo "## Extraction loop vs the same batches embedded directly (EfficientAT, SPCV2, fp32; bound 1e-6)"; echo; cat "$WORK/loop.md"; echo; } >> "$OUT"
+  return $status
+}
+step "extraction loop" loop
+
+echo "== 5. clips/s, model alone vs end to end"
 {
   echo "## Throughput (batch $BATCH; each clip read $READS times (EfficientAT: $((READS / 2))), so every DataLoader worker gets many batches)"
   echo
-  echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio | DataLoader alone clips/s (workers) |"
-  echo "|---|---|---|---|---|---|---|---|"
+  echo "End to end decodes every clip (first pass); 'from the store' reads the prepared-audio store a first run filled."
+  echo
+  echo "| backbone | clips | precision | n | model alone clips/s | end to end clips/s | ratio | from the store clips/s | ratio | DataLoader alone clips/s (workers) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
 } >> "$OUT"
 for precision in fp32 bf16; do
   for backbone in cnn14 ast efficientat; do
@@ -123,7 +137,8 @@ for precision in fp32 bf16; do
     if [ "$backbone" = efficientat ]; then clips=$SPCV2_CLIPS reads=$((READS / 2)); fi
     step "throughput $backbone $precision" \
       python benchmarks/gpu_check.py throughput --device "$DEVICE" --precision "$precision" --backbones "$backbone" \
-      --clips "$clips" --repeat "$reads" --seconds "$SECS" --batch-size "$BATCH" --workdir "$WORK" --output "$OUT"
+      --clips "$clips" --repeat "$reads" --seconds "$SECS" --batch-size "$BATCH" --workdir "$WORK" --output "$OUT" \
+      --json "$JSON"
   done
 done
 echo >> "$OUT"

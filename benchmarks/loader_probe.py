@@ -18,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from gpu_check import noise_folder  # noqa: E402
 
-from fusion_eval.clips import ClipCollator, ClipDataset  # noqa: E402
+from fusion_eval.clips import ClipDataset, keep_batch  # noqa: E402
 from fusion_eval.datasource import load_table  # noqa: E402
 from fusion_eval.tasks import resolve_task  # noqa: E402
 
@@ -44,16 +44,13 @@ def main():
     rows = np.tile(np.arange(args.clips), args.repeat)
     dataset = ClipDataset(table, rows, "start", 320000, 42)
     t = time.perf_counter()
-    items = [dataset[i] for i in range(min(64, len(dataset)))]
-    say(f"one process: {(time.perf_counter() - t) / len(items) * 1e3:.2f} ms per clip (decode + soxr 16->32 kHz + "
-        "fix length)")
-    t = time.perf_counter()
-    ClipCollator()(items)
-    say(f"collate {len(items)}: {(time.perf_counter() - t) * 1e3:.1f} ms")
+    batch = dataset.__getitems__(list(range(min(64, len(dataset)))))
+    say(f"one process: {(time.perf_counter() - t) / len(batch['rows']) * 1e3:.2f} ms per clip (decode + soxr 16->32 kHz "
+        "+ fix length into the batch)")
     say("| workers | batch | pin | clips/s |")
     say("|---|---|---|---|")
     for workers, batch, pin in ((15, 64, True), (15, 64, False), (15, 16, True), (8, 64, True), (4, 64, True)):
-        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=ClipCollator(),
+        loader = torch.utils.data.DataLoader(dataset, batch_size=batch, num_workers=workers, collate_fn=keep_batch,
                                              pin_memory=pin and torch.cuda.is_available())
         t = time.perf_counter()
         count = sum(len(b["rows"]) for b in loader)

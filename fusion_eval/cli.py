@@ -70,6 +70,14 @@ def build_parser():
                         help="dataloader workers decoding audio, per process (default: min(8, CPU cores per process - 1); 0 with 2 cores or fewer)")
     parser.add_argument("--chunk-size", type=int, default=512, help="clips per cache file (the resume granularity)")
     parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache ($FUSION_EVAL_CACHE)")
+    parser.add_argument("--streaming", action="store_true",
+                        help="read Hub and parquet-folder tasks with load_dataset(streaming=True): extraction starts "
+                             "with the first shard and nothing but the embedding cache is written (no Arrow copy, no "
+                             "audio store); labels and splits are read first from their own columns; one process")
+    parser.add_argument("--audio-store", metavar="DIR|none",
+                        help="prepared audio: each task's clips decoded and resampled once per model rate, reused by "
+                             "later runs (default: <--cache-dir>/audio; skipped, with a note, when the disk lacks the "
+                             "space); 'none' decodes on every pass")
     parser.add_argument("--seeds", nargs="+", type=int, default=[42, 43, 44], help="probe seeds")
     parser.add_argument("--lr", type=float, help="probe learning rate for every task (default: 3e-4 or the paper's per-task value)")
     parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
@@ -140,6 +148,8 @@ def run(args, tasks):
         data_dir=args.data_dir, cache_dir=args.cache_dir, metadata_dir=args.metadata_dir,
         batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
         skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr, export_classifier=bool(args.export_classifier),
+        audio_store=None if args.streaming or args.audio_store == "none" else args.audio_store or str(
+            Path(args.cache_dir, "audio")), streaming=args.streaming,
         cache_tags={"precision": precision, "resampler": list(resampler_tag()), "soundfile": _version("soundfile")},
         probes=tuple(dict.fromkeys(args.probe)),
     )

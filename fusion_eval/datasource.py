@@ -12,6 +12,13 @@ its split names become the split column. A split file (CSV of `file_name` or the
 `split` or `fold`, optionally the label) is then joined on the task's `join_column` by file name
 without folder and extension: its split/fold/label columns replace the dataset's, rows absent from it
 are dropped and counted.
+
+Streaming (`load_table(..., streaming=True)`, `fusion-eval --streaming`) reads a Hub dataset or a dataset
+folder with `load_dataset(..., streaming=True)`: nothing is downloaded ahead and no Arrow copy is written.
+The labels, splits and join column are read first, in one pass over those columns only (parquet: a column
+projection, so the audio bytes are not fetched); the audio column (`StreamedAudio`) is then read in order
+each time a view is extracted, decoding only the rows that view still needs. Local audio folders are read
+in place either way.
 """
 
 import hashlib
@@ -20,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from datasets import Audio, ClassLabel, Dataset, concatenate_datasets, load_dataset_builder
+from datasets import Audio, ClassLabel, Dataset, concatenate_datasets, load_dataset, load_dataset_builder
 
 from modeling_fusion.audio_input import load_audio
 
@@ -52,11 +59,102 @@ class TaskTable:
         """Row `row`'s audio -> mono float32 [N] at `sampling_rate` (ValueError naming the file if unreadable)."""
         return load_audio(self.audio[row]["audio"], self.sampling_rate, name=self.names[row])
 
+    @property
+    def streamed(self):
+        return isinstance(self.audio, StreamedAudio)
 
-def load_table(task, data_dir, sampling_rate, metadata_dir=None):
-    """Task -> TaskTable: the local folder when it exists, else the dataset folder or Hub dataset; then
-    the split file, if the task has one. `provenance` records what was loaded (Hub revision, split file
-    and the rows it dropped). Raises ValueError naming what is missing and where to get it."""
+    def sources(self, rows):
+        """The undecoded audio ({"path", "bytes"}) of `rows`, in that order, from one Arrow read."""
+        if self.streamed:
+            raise ValueError(f"{self.source} is streamed: read its rows in order with `audio.iterate(rows)`")
+        return self.audio[[int(row) for row in rows]]["audio"]
+
+
+class StreamedAudio:
+    """The undecoded audio column of a streamed dataset: table row r is the `positions[r]`-th row of the
+    stream of `splits` ((name, rows) in order, as the non-streamed table concatenates them)."""
+
+    def __init__(self, task, splits, positions=None):
+        self.task, self.splits = task, splits
+        self.positions = np.arange(sum(n for _, n in splits)) if positions is None else np.asarray(positions)
+
+    def __len__(self):
+        return len(self.positions)
+
+    def select(self, keep):
+        return StreamedAudio(self.task, self.splits, self.positions[np.asarray(keep)])
+
+    def iterate(self, rows):
+        """(row, {"path", "bytes"}) of every row of `rows` (ascending), streamed in order; rows before each wanted
+        row are read past without decoding, and the stream stops after the last one."""
+        rows = np.asarray(rows, dtype=np.int64)
+        wanted = self.positions[rows]
+        if len(wanted) > 1 and (np.diff(wanted) <= 0).any():
+            raise ValueError("streamed rows must be read in ascending order")
+        start, next_wanted = 0, 0
+        for name, count in self.splits:
+            if next_wanted == len(wanted):
+                return
+            if wanted[next_wanted] >= start + count:
+                start += count
+                continue
+            stream = _stream(self.task, ["audio"], name).cast_column("audio", Audio(decode=False))
+            for position, item in enumerate(stream, start):
+                if position == wanted[next_wanted]:
+                    yield int(rows[next_wanted]), item["audio"]
+                    next_wanted += 1
+                    if next_wanted == len(wanted) or wanted[next_wanted] >= start + count:
+                        break
+            start += count
+
+
+def _stream(task, columns, split=None):
+    """`load_dataset(..., streaming=True)` of the task's dataset with only `columns` (parquet reads just them)."""
+    path = task.hub_id or task.dataset_dir
+    options = dict(name=task.hub_config, revision=task.hub_revision, split=split, streaming=True)
+    try:
+        return load_dataset(path, columns=columns, **options)
+    except (TypeError, ValueError):  # a builder without column projection: every column is read, then dropped
+        return load_dataset(path, **options).select_columns(columns)
+
+
+def _streamed_frame(task):
+    """`_dataset_frame` for a streamed dataset: the label/fold/split/join columns of every split, read in one pass
+    over those columns; the audio stays in the stream (`StreamedAudio`). Its key names the data files (their
+    content is not read to hash it), so it differs from the non-streamed one's."""
+    path = task.hub_id or task.dataset_dir
+    builder = load_dataset_builder(path, task.hub_config, revision=task.hub_revision)
+    wanted = [c for c in dict.fromkeys((task.label_column, task.fold_column, task.split_column, task.join_column)) if c]
+    streams = load_dataset(path, task.hub_config, revision=task.hub_revision, streaming=True)  # reads no rows
+    frames, splits = [], []
+    for split_name, part in streams.items():
+        if "audio" not in (part.column_names or []):
+            raise ValueError(f"{path} ({split_name}) has no 'audio' column; columns are {part.column_names}")
+        present = [c for c in wanted if c in part.column_names]
+        frame = pd.DataFrame(list(_stream(task, present, split_name)), columns=present)
+        for column in frame.columns:
+            feature = part.features[column]
+            if isinstance(feature, ClassLabel):
+                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
+        frame["split"] = frame[task.split_column] if task.split_column in frame else split_name
+        frames.append(frame)
+        splits.append((split_name, len(frame)))
+    frame = pd.concat(frames, ignore_index=True)
+    join = frame[task.join_column].astype(str) if task.join_column in frame else None
+    frame["name"] = join if join is not None else [f"{path} row {i}" for i in range(len(frame))]
+    files = {name: [str(f) for f in found] for name, found in (builder.config.data_files or {}).items()}
+    key = hashlib.sha256(f"streamed/{path}/{task.hub_config}/{builder.hash}/{files}/{splits}".encode()).hexdigest()
+    provenance = {"route": ("Hub" if task.hub_id else "dataset folder") + ", streamed", "dataset": path,
+                  "config": task.hub_config, "revision_requested": task.hub_revision or ("main" if task.hub_id else None),
+                  "revision": builder.hash if task.hub_id else None, "data_files": files}
+    return StreamedAudio(task, splits), frame, path, key, provenance
+
+
+def load_table(task, data_dir, sampling_rate, metadata_dir=None, streaming=False):
+    """Task -> TaskTable: the local folder when it exists, else the dataset folder or Hub dataset (streamed
+    with `streaming`: its audio is a `StreamedAudio`); then the split file, if the task has one. `provenance`
+    records what was loaded (Hub revision, split file and the rows it dropped). Raises ValueError naming what
+    is missing and where to get it."""
     folder, metadata = local_paths(task, data_dir, metadata_dir)
     split_file = split_file_path(task, data_dir, metadata_dir)
     if split_file is not None and not split_file.is_file():  # before any download
@@ -67,7 +165,7 @@ def load_table(task, data_dir, sampling_rate, metadata_dir=None):
     elif task.hub_id or task.dataset_dir:
         if task.hub_label_column and task.label_column == "label":
             task = replace(task, label_column=task.hub_label_column)
-        audio, frame, source, key, provenance = _dataset_frame(task)
+        audio, frame, source, key, provenance = (_streamed_frame if streaming else _dataset_frame)(task)
     else:
         how = f" Metadata: {task.metadata_how}." if task.metadata_how else ""
         raise ValueError(

@@ -37,6 +37,8 @@ class RunSettings:
     crop_seed: int = 42
     lr: float | None = None
     export_classifier: bool = False
+    audio_store: str | None = None  # folder of the prepared audio (fusion_eval.store); None decodes every pass
+    streaming: bool = False  # Hub / dataset-folder tasks read with load_dataset(streaming=True)
     cache_tags: dict = field(default_factory=dict)
     probes: tuple = ("linear",)  # fusion_eval.probes names; the first fills each representation's mean/std
 
@@ -56,7 +58,7 @@ class PreparedTask:
 
 def plan_task(task, embedder, settings):
     """(table, probe runs) of a task: loads and checks its metadata before anything is encoded."""
-    table = load_table(task, settings.data_dir, embedder.sampling_rate, settings.metadata_dir)
+    table = load_table(task, settings.data_dir, embedder.sampling_rate, settings.metadata_dir, settings.streaming)
     return table, probe_runs(task, table)
 
 
@@ -69,7 +71,8 @@ def prepare_task(accelerator, embedder, model_key, task, table, runs, settings):
     test_rows = np.unique(np.concatenate([run.test for run in runs]))
     train_rows = np.unique(np.concatenate([np.concatenate([run.train] + ([run.valid] if run.valid is not None else []))
                                            for run in runs]))
-    options = dict(batch_size=settings.batch_size, num_workers=settings.num_workers, skip_bad=settings.skip_bad)
+    options = dict(batch_size=settings.batch_size, num_workers=settings.num_workers, skip_bad=settings.skip_bad,
+                   audio_store=settings.audio_store)
 
     start = ViewCache(base / f"start-{digest(test_rows.tolist())}", test_rows, settings.chunk_size,
                       _meta(model_key, table, task, unit, "start", embedder))

@@ -28,6 +28,8 @@ Rules (one everywhere):
   VHQ gains nothing that matters at 16/32 kHz model rates, so HQ it is.
 """
 
+import contextlib
+import contextvars
 import io
 import logging
 from pathlib import Path
@@ -41,6 +43,20 @@ RESAMPLER_QUALITY = "HQ"
 
 
 PCM_SCALE_LIMIT = 256.0  # float audio far beyond [-1, 1] (e.g. 32767) is integer PCM stored as floats
+_VALUES_CHECKED = contextvars.ContextVar("values_checked", default=False)
+
+
+@contextlib.contextmanager
+def values_checked():
+    """Within this block, tensor clips (`mono_clips(..., keep_tensors=True)`) skip the two value checks that
+    need a host sync per batch (float range, finiteness); shapes and lengths are still checked. For callers
+    whose every clip came from `load_audio` (which raises on NaN/Inf) and was range-checked where it was
+    decoded, e.g. fusion-eval's DataLoader workers: a device batch then goes to the model without waiting."""
+    token = _VALUES_CHECKED.set(True)
+    try:
+        yield
+    finally:
+        _VALUES_CHECKED.reset(token)
 
 
 def resampler_tag():
@@ -303,12 +319,16 @@ def _is_float_tensors(raw_audio):
 
 def _checked_tensor_clips(clips, batch, rate, min_samples, name, fixed_seconds):
     """The checks of the numpy path (`pcm_to_float`, `check_clip`) on float32 tensor clips, computed where they
-    are: one host sync for a [B, N] `batch` (the clips are its rows), two per clip otherwise."""
+    are: two host syncs for a [B, N] `batch` (the clips are its rows), two per clip otherwise; none of them inside
+    `values_checked()`, where only shapes and lengths are checked."""
     def where(index):
         return f"{name}: clip {index}"
 
+    checked = _VALUES_CHECKED.get()  # `values_checked()`: range and finiteness known, no host syncs
     # on whole clips, before fixing the length, as `pcm_to_float` (a NaN or Inf peak is left to the finiteness check)
-    if batch is not None:
+    if checked:
+        peaks = []
+    elif batch is not None:
         peaks = batch.abs().amax(dim=1).tolist()
     else:
         peaks = [clip.abs().amax().item() if clip.numel() else 0.0 for clip in clips]
@@ -323,6 +343,8 @@ def _checked_tensor_clips(clips, batch, rate, min_samples, name, fixed_seconds):
         clips, batch = fixed, None
     for index, clip in enumerate(clips):
         check_samples(clip, rate, min_samples, where(index))
+    if checked:
+        return clips
     finite = batch.isfinite().all(dim=1).tolist() if batch is not None else [c.isfinite().all().item() for c in clips]
     for index, ok in enumerate(finite):
         if not ok:
