@@ -85,9 +85,8 @@ def fuse_layers(feature_maps, time_strides, target_stride=None, ceil_mode=False)
         if target_stride % stride:
             raise ValueError(f"time stride {stride} does not divide the target stride {target_stride}")
         frames.append(frame_features(feature_map, target_stride // stride, ceil_mode))
-    counts = {f.shape[1] for f in frames}
-    if len(counts) != 1:
-        raise ValueError(f"fused layers disagree on the frame count: {sorted(counts)}")
+    if any(f.shape[1] != frames[0].shape[1] for f in frames):  # no set of sizes: torch.export's are symbolic
+        raise ValueError(f"fused layers disagree on the frame count: {sorted({int(f.shape[1]) for f in frames})}")
     return torch.cat(frames, dim=-1)
 
 
@@ -123,6 +122,8 @@ def forward_by_length(forward_fn, input_values, lengths, time_dim=1):
     `forward_fn(inputs)` returns a dict of tensors ([b, ...]) and tuples of tensors. Frame-axis
     tensors (ndim >= 3, dim 1) are zero-padded to the longest group; a `frame_mask` [B, T] is added.
     """
+    if lengths is None:  # every clip has every frame: one forward, no tensor-to-int step (torch.export traces it)
+        return {**forward_fn(input_values), "frame_mask": None}
     groups = {}
     for index, length in enumerate(lengths.tolist()):
         groups.setdefault(length, []).append(index)
@@ -174,8 +175,8 @@ def grouped_forward(model, input_values, attention_mask, output_hidden_states, o
     config = model.config
     output_hidden_states = config.output_hidden_states if output_hidden_states is None else output_hidden_states
     return_dict = config.return_dict if return_dict is None else return_dict
-    lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
-    shortest = int(lengths.min())
+    lengths = None if attention_mask is None else lengths_from_mask(attention_mask, *input_values.shape[:2])
+    shortest = input_values.shape[1] if lengths is None else int(lengths.min())
     if shortest == 0:
         raise ValueError("attention_mask has a clip with no valid frames; drop it or give at least one frame.")
     if shortest < min_frames:

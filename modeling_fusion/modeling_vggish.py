@@ -113,7 +113,8 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             self.config.output_hidden_states if output_hidden_states is None else output_hidden_states
         )
         return_dict = self.config.return_dict if return_dict is None else return_dict
-        mask = self._example_mask(input_values, attention_mask)
+        mask = self._example_mask(input_values, attention_mask)  # None: every example is real
+        shape = input_values.shape[:2]
         plain = output_plain_embedding or self.config.embedding_type == "plain"
         taps = set(range(NUM_LAYERS + 1)) if output_hidden_states else set()
         if self.config.embedding_type == "fusion":
@@ -121,19 +122,20 @@ class VGGishFusionModel(VGGishPreTrainedModel):
         if plain:
             taps.add(PLAIN_LAYER)
         weight = self.features[0].weight
-        examples = input_values.to(device=weight.device, dtype=weight.dtype)[mask]  # [N, 96, 64]
+        examples = input_values.to(device=weight.device, dtype=weight.dtype)
+        examples = examples.flatten(0, 1) if mask is None else examples[mask]  # [N, 96, 64]
         frames = self._example_frames(examples, taps)
-        frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
+        frame_mask = None if mask is None or bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
 
         def clip_frames(n):  # layer n -> [B, 6 E, D_n]
-            return self._to_clips(frames[n], mask)
+            return self._to_clips(frames[n], mask, shape)
 
         out = {"frame_mask": frame_mask}
         if plain:
             embedding = frames[PLAIN_LAYER][:, 0]  # [N, 128]: an FC layer's frames are copies
             if self.config.postprocess:
                 embedding = self.postprocessor(embedding)
-            per_example = self._to_clips(embedding[:, None], mask)  # [B, E, 128]
+            per_example = self._to_clips(embedding[:, None], mask, shape)  # [B, E, 128]
             out["plain_embedding"] = pool_frames(per_example, self.config.pooling, mask)
         if self.config.embedding_type == "plain":
             out["last_hidden_state"], out["pooler_output"] = per_example, out["plain_embedding"]
@@ -152,7 +154,8 @@ class VGGishFusionModel(VGGishPreTrainedModel):
         return output if return_dict else output.to_tuple()
 
     def _example_mask(self, input_values, attention_mask):
-        """Validate the input; -> [B, E] bool mask of real examples."""
+        """Validate the input; -> [B, E] bool mask of real examples, None without attention_mask (all real: no
+        boolean indexing, which torch.export cannot trace)."""
         expected = (EXAMPLE_FRAMES, self.config.num_mel_bins)
         if input_values.ndim != 4 or tuple(input_values.shape[2:]) != expected:
             raise ValueError(
@@ -161,7 +164,7 @@ class VGGishFusionModel(VGGishPreTrainedModel):
             )
         batch, num_examples = input_values.shape[:2]
         if attention_mask is None:
-            return torch.ones(batch, num_examples, dtype=torch.bool, device=input_values.device)
+            return None
         if tuple(attention_mask.shape) != (batch, num_examples):
             raise ValueError(
                 f"attention_mask must be [batch, examples] = {(batch, num_examples)} (one flag per 0.96 s example), "
@@ -180,8 +183,8 @@ class VGGishFusionModel(VGGishPreTrainedModel):
         """
         step = EXAMPLES_PER_CHUNK if examples.device.type == "cpu" else EXAMPLES_PER_CHUNK_ACCELERATOR
         chunks = []
-        for start in range(0, len(examples), step):
-            outputs = self._run_layers(examples[start : start + step], taps)
+        for chunk in [examples] if torch.compiler.is_exporting() else examples.split(step):  # a graph has no loop
+            outputs = self._run_layers(chunk, taps)
             chunks.append({n: self._frames(n, output) for n, output in outputs.items()})
         return {n: torch.cat([chunk[n] for chunk in chunks]) for n in taps}
 
@@ -207,9 +210,12 @@ class VGGishFusionModel(VGGishPreTrainedModel):
         return frame_features(output, EXAMPLE_FRAMES // FRAMES_PER_EXAMPLE // stride)
 
     @staticmethod
-    def _to_clips(frames, mask):
-        """[N, k, D] per real example -> [B, E * k, D], examples in time order, zeros for padded ones."""
-        batch, num_examples = mask.shape
+    def _to_clips(frames, mask, shape):
+        """[N, k, D] per real example -> [B, E * k, D] (shape = (B, E)), examples in time order, zeros for padded
+        ones (mask [B, E], None: all real)."""
+        batch, num_examples = shape
+        if mask is None:
+            return frames.reshape(batch, num_examples * frames.shape[1], frames.shape[2])
         clips = frames.new_zeros(batch, num_examples, *frames.shape[1:])
         clips[mask] = frames
         return clips.reshape(batch, num_examples * frames.shape[1], frames.shape[2])
