@@ -69,7 +69,7 @@ def build(name, folder):
     elif name == "vggish":
         model, extractor = VGGishFusionModel(VGGishFusionConfig()).eval(), VGGishFeatureExtractor()
     elif name == "ast":
-        model = AstFusionModel(AstFusionConfig(ast_config=TINY_AST)).eval()
+        model = AstFusionModel(AstFusionConfig(ast_config=TINY_AST, fusion_layers=[2, 3])).eval()
         extractor = AstFusionFeatureExtractor()
     elif name == "wav2vec2":
         encoder, _, extractor = tiny_encoder("wav2vec2")

@@ -42,7 +42,7 @@ def graph_input(config):
                           "Kaldi fbank, normalised with AudioSet's mean and std, 10 ms frames", AST_FIXED, 10.24)
     if kind == "vggish-fusion":
         return GraphInput("input_values", ("batch", "examples", 96, config.num_mel_bins), 1,
-                          "VGGish log-mel examples (log(mel + 0.01)), 0.96 s each, no overlap")
+                          "VGGish log-mel examples (log(mel + 0.01)), 0.96 s each, no overlap", default_seconds=2.0)
     if kind == "yamnet-fusion":
         return GraphInput("input_values", ("batch", "patches", config.patch_frames, config.num_mel_bins), 1,
                           "YAMNet log-mel patches (log(mel + 0.001)), 0.96 s every 0.48 s", YAMNET_FIXED)

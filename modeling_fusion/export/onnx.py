@@ -104,6 +104,8 @@ def export_onnx(model_dir, output_dir, opset=18, dynamic_length=False, seconds=N
         raise ValueError(f"{model.config.model_type}: --dynamic-length is not possible: {spec.fixed_length}. Export "
                          f"without it (one graph per clip length, --seconds).")
     seconds = spec.default_seconds if seconds is None else seconds
+    if dynamic_length:  # any length serves; a time axis of 1 would be fixed by torch.export
+        seconds = max(seconds, spec.default_seconds)
     inputs = example_inputs(extractor, spec, seconds)
     reference = FusionGraph(model, spec.name)
     with torch.no_grad():
