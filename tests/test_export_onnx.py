@@ -16,7 +16,7 @@ from efficientat_testing import random_model as random_efficientat
 from encoder_testing import tiny_encoder
 from yamnet_testing import convert_real as convert_yamnet
 
-from conftest import shared_path
+from conftest import run_clean_process, shared_path
 from modeling_fusion import (AstFusionConfig, AstFusionModel, Cnn14FeatureExtractor, Cnn14FusionConfig,
                              Cnn14FusionModel, EfficientATFeatureExtractor, EncoderFusionConfig, EncoderFusionModel,
                              VGGishFeatureExtractor, VGGishFusionConfig, VGGishFusionModel)
@@ -147,17 +147,37 @@ def test_dynamic_length_is_refused_naming_why(name, folders, tmp_path):
 def test_real_efficientat_through_the_command_line(tmp_path):
     """The published mn04 variant built from the real checkpoint, exported by the CLI, on real clips; the
     folder's feature extractor loads from the output folder alone (remote code copied)."""
-    from transformers import AutoFeatureExtractor
-
     model_dir = tmp_path / "mn04"
     hub_main(["build", "efficientat-mn04-as-fusion-12-14", "--checkpoint", str(shared_path("weights", "efficientat_mn04_as.pt")),
          "--labels", str(shared_path("weights", "audioset_labels.csv")), "--output", str(model_dir)])
     output = tmp_path / "onnx"
     export_main(["onnx", str(model_dir), str(output), "--dynamic-length"])
-    extractor = AutoFeatureExtractor.from_pretrained(output, trust_remote_code=True)
-    assert type(extractor).__module__.startswith("transformers_modules")
+    manifest = json.loads((output / "manifest.json").read_text())
+    assert manifest["input"]["shape"] == ["batch", "frames", 128]
+    assert manifest["outputs"]["pooler_output"]["shape"] == ["batch", 640]
+    assert len(manifest["outputs"]) == 3 + 18  # pooled_layer_0 (the log-mel) ... pooled_layer_17
     for clip in CLIPS:
-        check_graph(output, model_dir, real_clip(clip, extractor.sampling_rate))
+        check_graph(output, model_dir, real_clip(clip, 32000))
+    # the documented call, where this package is not installed: the extractor's remote code was copied
+    script = f"""
+    import json, numpy as np, onnxruntime, soundfile as sf
+    from transformers import AutoFeatureExtractor
+    extractor = AutoFeatureExtractor.from_pretrained({str(output)!r}, trust_remote_code=True)
+    audio, rate = sf.read({str(shared_path("data", *CLIPS["spcv2_1s"]))!r}, dtype="float32")
+    from scipy.signal import resample_poly
+    audio = resample_poly(audio, extractor.sampling_rate, rate).astype(np.float32)
+    features = extractor(audio, sampling_rate=extractor.sampling_rate, return_tensors="np")
+    session = onnxruntime.InferenceSession({str(output / "model.onnx")!r})
+    pooler = session.run(["pooler_output"], {{"input_values": features["input_values"]}})[0]
+    print(json.dumps({{"module": type(extractor).__module__, "pooler": pooler.tolist(),
+                       "features": features["input_values"].tolist()}}))
+    """
+    result = run_clean_process(script, tmp_path)
+    assert result["module"].startswith("transformers_modules")
+    model, _ = load_folder(model_dir)
+    with torch.no_grad():
+        expected = model(torch.tensor(result["features"])).pooler_output
+    assert relative_difference(result["pooler"], expected) <= RTOL
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):

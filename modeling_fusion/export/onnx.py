@@ -156,10 +156,26 @@ def trace(graph, inputs, path, spec, dynamic_length, opset, names):
         raise ValueError(f"torch.onnx.export failed for {type(graph.model).__name__}: "
                          f"{' '.join(summary[:3])[:600]}") from error
     user_input = program.graph_signature.user_inputs[0]
-    size = next(node for node in program.graph.nodes if node.name == user_input).meta["val"].shape[spec.time_axis]
-    if isinstance(size, int):
-        return size
-    return int(program.range_constraints[size.node.expr].lower)
+    shape = next(node for node in program.graph.nodes if node.name == user_input).meta["val"].shape
+    name_axes(path, {str(size.node.expr): spec.axes[axis] for axis, size in enumerate(shape) if not isinstance(size, int)})
+    size = shape[spec.time_axis]
+    return size if isinstance(size, int) else int(program.range_constraints[size.node.expr].lower)
+
+
+def name_axes(path, names):
+    """Rename torch.export's size symbols (s0, s27, ...) in the graph's declared input and output shapes to
+    `names` ({"s85": "batch", ...}), so that onnxruntime reports e.g. [batch, (frames//32), 640]."""
+    import re
+
+    import onnx
+
+    model = onnx.load(str(path))
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b") if names else None
+    for value in [*model.graph.input, *model.graph.output, *model.graph.value_info]:
+        for dim in value.type.tensor_type.shape.dim:
+            if pattern and dim.dim_param:
+                dim.dim_param = pattern.sub(lambda match: names[match.group(1)], dim.dim_param)
+    onnx.save(model, str(path))
 
 
 def _session(path):
