@@ -113,8 +113,17 @@ def bench(name, args, workdir):
     onnx_s = best_time(lambda: session.run(["pooler_output"], feed), args.repeats)
     difference = relative_difference(session.run(["pooler_output"], feed)[0], run_torch())
     peak = peak_activation(model, features)
-    return {"backbone": name, "input": "x".join(map(str, features.shape)), "export_s": export_s,
-            "torch": args.clips / torch_s, "onnx": args.clips / onnx_s, "difference": difference, "peak": peak}
+    row = {"backbone": name, "input": "x".join(map(str, features.shape)), "export_s": export_s,
+           "torch": args.clips / torch_s, "onnx": args.clips / onnx_s, "difference": difference, "peak": peak,
+           "input_peak": float(features.abs().max())}
+    if args.fp16:  # the float16 graph on the same clips against float32 torch
+        export_onnx(folder, workdir / f"{name}-fp16", dynamic_length=not fixed, seconds=args.seconds, fp16=True)
+        half = onnxruntime.InferenceSession(str(workdir / f"{name}-fp16" / "model.onnx"), options,
+                                            providers=["CPUExecutionProvider"])
+        outputs = half.run(None, feed)
+        row["fp16_difference"] = relative_difference(outputs[0], run_torch())
+        row["fp16_finite"] = all(np.isfinite(o).all() for o in outputs if o.dtype != bool)
+    return row
 
 
 def main():
@@ -124,6 +133,7 @@ def main():
     parser.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     parser.add_argument("--threads", type=int, default=1, help="torch and onnxruntime threads (default 1)")
     parser.add_argument("--repeats", type=int, default=3, help="timed runs, best kept (default 3)")
+    parser.add_argument("--fp16", action="store_true", help="also export float16 graphs and compare them")
     parser.add_argument("--output", type=Path, default=None, help="markdown file to write the table to")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -138,12 +148,20 @@ def main():
     lines = [f"{args.clips} real UrbanSound8K clips of {args.seconds:g} s per batch, {args.threads} thread(s) for "
              f"both, best of {args.repeats}; torch {torch.__version__}.", "",
              "| backbone | graph input | torch clips/s | onnxruntime clips/s | ratio | pooler rel. diff | "
-             "peak abs activation (fp32) | fp16 headroom (65504 / peak) | export s |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "export s |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['backbone']} | {row['input']} | {row['torch']:.2f} | {row['onnx']:.2f} | "
-                     f"{row['onnx'] / row['torch']:.2f} | {row['difference']:.1e} | {row['peak']['max_abs']:.3g} "
-                     f"(`{row['peak']['module']}`) | {row['peak']['headroom']:.3g} | {row['export_s']:.0f} |")
+                     f"{row['onnx'] / row['torch']:.2f} | {row['difference']:.1e} | {row['export_s']:.0f} |")
+    lines += ["", "float16: the largest |activation| of any submodule (float32 run, same clips) against 65504, "
+              "the largest |input value|" + (", and the float16 graph's pooler_output against float32 torch" if args.fp16
+                                             else "") + ":", "",
+              "| backbone | peak abs activation (module) | headroom 65504 / peak | peak abs input |"
+              + (" fp16 graph rel. diff | all finite |" if args.fp16 else ""),
+              "|---|---|---|---|" + ("---|---|" if args.fp16 else "")]
+    for row in rows:
+        lines.append(f"| {row['backbone']} | {row['peak']['max_abs']:.3g} (`{row['peak']['module']}`) | "
+                     f"{row['peak']['headroom']:.3g} | {row['input_peak']:.3g} |"
+                     + (f" {row['fp16_difference']:.1e} | {row['fp16_finite']} |" if args.fp16 else ""))
     print("\n".join(lines))
     if args.output:
         args.output.write_text("\n".join(lines) + "\n")

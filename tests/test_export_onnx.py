@@ -183,3 +183,30 @@ def test_real_efficientat_through_the_command_line(tmp_path):
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):
     with pytest.raises(SystemExit, match="is not a model folder"):
         export_main(["onnx", str(tmp_path / "nowhere"), str(tmp_path / "out")])
+
+
+def test_fp16_graph_stays_finite_and_close_on_a_real_clip(folders, tmp_path):
+    """float16 weights and activations (float32 input and outputs): CNN14's graph starts from the log-mel in dB
+    (within +-100), so no activation nears 65504 here; the embedding stays within float16 rounding (1e-2)."""
+    folder = folders("cnn14-16k")
+    manifest = export_onnx(folder, tmp_path, fp16=True, dynamic_length=True)
+    assert manifest["dtype"] == "float16" and manifest["check"]["fp16_peak_activation"]["headroom"] > 10
+    outputs = check_graph_fp16(tmp_path, folder, real_clip("us8k_4s", 16000))
+    assert all(np.isfinite(value).all() for value in outputs.values())
+
+
+def check_graph_fp16(output_dir, model_dir, audio, rtol=1e-2):
+    model, extractor = load_folder(model_dir)
+    features = extractor(audio, sampling_rate=extractor.sampling_rate, return_tensors="np")["input_values"]
+    session = onnxruntime.InferenceSession(str(output_dir / "model.onnx"), providers=["CPUExecutionProvider"])
+    outputs = dict(zip([o.name for o in session.get_outputs()], session.run(None, {"input_values": features})))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(features)).pooler_output
+    assert outputs["pooler_output"].dtype == np.float32
+    assert 0 < relative_difference(outputs["pooler_output"], expected) <= rtol  # float16 rounding shows, within bounds
+    return outputs
+
+
+def test_dynamic_length_refusal_through_the_command_line(folders, tmp_path):
+    with pytest.raises(SystemExit, match="yamnet-fusion: --dynamic-length is not possible: YAMNet's TF 'SAME' padding"):
+        export_main(["onnx", str(folders("yamnet")), str(tmp_path), "--dynamic-length"])
