@@ -71,9 +71,10 @@ def build(name, folder):
     elif name == "ast":
         model = AstFusionModel(AstFusionConfig(ast_config=TINY_AST, fusion_layers=[2, 3])).eval()
         extractor = AstFusionFeatureExtractor()
-    elif name == "wav2vec2":
-        encoder, _, extractor = tiny_encoder("wav2vec2")
-        model = EncoderFusionModel(EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=[1, 3]),
+    elif name in ("wav2vec2", "whisper", "clap"):
+        encoder, _, extractor = tiny_encoder(name)
+        layers = [1, 3] if name == "wav2vec2" else [1, 2]
+        model = EncoderFusionModel(EncoderFusionConfig(encoder_config=encoder.config, fusion_layers=layers),
                                    encoder=encoder).eval()
     elif name == "yamnet":  # the real weights
         return convert_yamnet(folder)
@@ -136,6 +137,17 @@ def test_fixed_length_graphs_match_torch_on_real_clips_fitted_to_their_length(na
         audio = real_clip(clip, rate)
         fitted = np.pad(audio, (0, max(0, round(seconds * rate) - len(audio))))[: round(seconds * rate)]
         check_graph(tmp_path, folder, fitted)
+
+
+@pytest.mark.parametrize("name", ["whisper", "clap"])
+def test_fixed_input_encoders_match_torch_on_real_clips(name, folders, tmp_path):
+    """Whisper's extractor pads every clip to 30 s and CLAP's fits it into 10 s: one graph takes them all."""
+    folder = folders(name)
+    manifest = export_onnx(folder, tmp_path)
+    assert manifest["input"]["name"] == "input_features" and manifest["input"]["shape"][0] == "batch"
+    rate = load_folder(folder)[1].sampling_rate
+    for clip in CLIPS:
+        check_graph(tmp_path, folder, real_clip(clip, rate))
 
 
 @pytest.mark.parametrize("name", ["ast", "yamnet"])

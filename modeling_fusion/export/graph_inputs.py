@@ -57,7 +57,9 @@ def _encoder_input(config):
     encoder = config.encoder_config
     if config.encoder_type == WHISPER:
         return GraphInput("input_features", ("batch", encoder.num_mel_bins, 2 * encoder.max_source_positions), 2,
-                          "Whisper log-mel (WhisperFeatureExtractor), 10 ms frames, always 30 s", WHISPER_FIXED, 30.0)
+                          "Whisper log-mel (WhisperFeatureExtractor), 10 ms frames, always 30 s; the graph has no "
+                          "attention mask, so all 1500 frames count, padding included (the torch model without "
+                          "attention_mask)", WHISPER_FIXED, 30.0)
     if config.encoder_type == CLAP:
         return GraphInput("input_features", ("batch", 1, 1001, encoder.num_mel_bins), 2,
                           "CLAP log-mel (ClapFeatureExtractor), 10 s", CLAP_FIXED, 10.0)
