@@ -19,13 +19,14 @@ def main(argv=None):
                                            "per-layer embeddings, checked against torch with onnxruntime")
     onnx.add_argument("model_dir", help="a model folder (python -m modeling_fusion.hub build / convert)")
     onnx.add_argument("output_dir", help="folder to write: model.onnx, manifest.json, the feature extractor")
-    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18; 18-23 are tested)")
+    onnx.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18, the one the tests use)")
     onnx.add_argument("--dynamic-length", action="store_true",
-                      help="let the clip length vary between calls (not AST, YAMNet, Whisper: see the error)")
+                      help="let the clip length vary between calls (CNN14, EfficientAT, VGGish, wav2vec2-style encoders; AST and "
+                           "YAMNet refuse it, naming why; Whisper and CLAP inputs have one length)")
     onnx.add_argument("--seconds", type=float, default=None,
                       help="the clip length the graph is traced at, and without --dynamic-length the only "
-                           "length it takes (default: 10.24 s for AST, the encoder's own for Whisper/CLAP, "
-                           "else 1 s)")
+                           "length it takes (default: 10.24 s for AST, 2 s for VGGish, the encoder's own for "
+                           "Whisper/CLAP, else 1 s)")
     onnx.add_argument("--fp16", action="store_true",
                       help="float16 weights and activations (input and outputs stay float32); check the "
                            "overflow report in manifest.json")

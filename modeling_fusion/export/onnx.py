@@ -9,7 +9,6 @@ convolutions). The feature extractor stays in Python: its config and remote code
 """
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -17,8 +16,6 @@ import numpy as np
 import torch
 
 from .graph_inputs import graph_input
-
-logger = logging.getLogger(__name__)
 
 GRAPH_FILE = "model.onnx"
 MANIFEST_FILE = "manifest.json"
