@@ -121,6 +121,7 @@ def forward_by_length(forward_fn, input_values, lengths, time_dim=1):
     alone; grouping clips of equal length keeps every embedding identical to a single-clip forward.
     `forward_fn(inputs)` returns a dict of tensors ([b, ...]) and tuples of tensors. Frame-axis
     tensors (ndim >= 3, dim 1) are zero-padded to the longest group; a `frame_mask` [B, T] is added.
+    `lengths` [B] (valid frames per clip), or None when every clip has every frame (frame_mask None).
     """
     if lengths is None:  # every clip has every frame: one forward, no tensor-to-int step (torch.export traces it)
         return {**forward_fn(input_values), "frame_mask": None}
