@@ -32,8 +32,13 @@ setup(
             "pandas>=2.2",
             "matplotlib>=3.9",
         ],
+        # python -m modeling_fusion.export onnx: torch.onnx's dynamo exporter needs onnx + onnxscript; checks use onnxruntime
+        "export": ["onnx>=1.23,<2", "onnxscript>=0.7,<0.8", "onnxruntime>=1.31,<2"],
         "test": [
             "pytest>=8",
+            "onnx>=1.23,<2",
+            "onnxscript>=0.7,<0.8",
+            "onnxruntime>=1.31,<2",
             "panns_inference==0.1.1",
             "torchlibrosa>=0.1",
             "torchvggish==0.2",

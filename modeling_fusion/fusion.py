@@ -132,9 +132,8 @@ def fuse_layers(feature_maps, time_strides, target_stride=None, ceil_mode=False)
         if target_stride % stride:
             raise ValueError(f"time stride {stride} does not divide the target stride {target_stride}")
         frames.append(frame_features(feature_map, target_stride // stride, ceil_mode))
-    counts = {f.shape[1] for f in frames}
-    if len(counts) != 1:
-        raise ValueError(f"fused layers disagree on the frame count: {sorted(counts)}")
+    if any(f.shape[1] != frames[0].shape[1] for f in frames):  # no set of sizes: torch.export's are symbolic
+        raise ValueError(f"fused layers disagree on the frame count: {sorted({int(f.shape[1]) for f in frames})}")
     return torch.cat(frames, dim=-1)
 
 
@@ -169,8 +168,11 @@ def forward_by_length(forward_fn, input_values, lengths, time_dim=1):
     alone; grouping clips of equal length keeps every embedding identical to a single-clip forward.
     `forward_fn(inputs)` returns a dict of tensors ([b, ...]) and tuples of tensors. Frame-axis
     tensors (ndim >= 3, dim 1) are zero-padded to the longest group; a `frame_mask` [B, T] of
-    `last_hidden_state`'s real frames is added.
+    `last_hidden_state`'s real frames is added. `lengths` [B] (valid frames per clip), or None when every clip has
+    every frame (one forward, frame_mask None).
     """
+    if lengths is None:  # every clip has every frame: one forward, no tensor-to-int step (torch.export traces it)
+        return {**forward_fn(input_values), "frame_mask": None}
     groups = {}
     for index, length in enumerate(lengths.tolist()):
         groups.setdefault(length, []).append(index)
@@ -269,9 +271,8 @@ def fusion_outputs(config, layer_maps, output_hidden_states=False, plain=None, f
 
     def fused(layers):
         parts = [frames_of(layer) for layer in layers]
-        counts = {part.shape[1] for part in parts}
-        if len(counts) != 1:
-            raise ValueError(f"fused layers disagree on the frame count: {sorted(counts)}")
+        if any(part.shape[1] != parts[0].shape[1] for part in parts):  # no set of sizes: torch.export's are symbolic
+            raise ValueError(f"fused layers disagree on the frame count: {sorted({int(p.shape[1]) for p in parts})}")
         joined = torch.cat(parts, dim=-1)
         return joined if frame_mask is None else joined * frame_mask.unsqueeze(-1).to(joined.dtype)
 
@@ -343,8 +344,9 @@ class FusionModelMixin:
 
     def clip_outputs(self, input_values, attention_mask, output_hidden_states, plain):
         """The output fields of frame-major `input_values` [B, T, ...], one sub-batch per clip length."""
-        lengths = lengths_from_mask(attention_mask, input_values.shape[0], input_values.shape[1])
-        shortest = int(lengths.min())
+        # no mask: every clip has every frame, one forward and no tensor-to-int step (torch.export traces it)
+        lengths = None if attention_mask is None else lengths_from_mask(attention_mask, *input_values.shape[:2])
+        shortest = input_values.shape[1] if lengths is None else int(lengths.min())
         if shortest == 0:
             raise ValueError("attention_mask has a clip with no valid frames; drop it or give at least one frame.")
         if shortest < self.min_frames:

@@ -141,8 +141,8 @@ class EncoderFusionModel(FusionModelMixin, EncoderFusionPreTrainedModel):
         kind = config.encoder_type
         waveform = self.encoder.main_input_name == "input_values" and kind != AST
         if waveform and hasattr(self.encoder, "_get_feat_extract_output_lengths"):
-            lengths = lengths_from_mask(attention_mask, inputs.shape[0], inputs.shape[-1])
-            if int(lengths.min()) == 0:
+            lengths = None if attention_mask is None else lengths_from_mask(attention_mask, *inputs.shape)
+            if lengths is not None and int(lengths.min()) == 0:
                 raise ValueError("attention_mask has a clip with no real samples; drop it or give it some audio")
 
             def sub_batch(values):
@@ -215,7 +215,7 @@ class EncoderFusionModel(FusionModelMixin, EncoderFusionPreTrainedModel):
         def capture_output(index):
             def hook(module, args, output):
                 captured[index] = output[0] if isinstance(output, tuple) else output
-                if index == deepest:
+                if index == deepest and not torch.compiler.is_exporting():  # torch.export cannot trace the raise
                     raise _StopForward
             return hook
 

@@ -113,32 +113,35 @@ class VGGishFusionModel(FusionModelMixin, VGGishPreTrainedModel):
 
     def clip_outputs(self, input_values, attention_mask, output_hidden_states, plain):
         """Each real example through the layers on its own, its frames joined per clip, then the recipe."""
-        mask = self._example_mask(input_values, attention_mask)
+        mask = self._example_mask(input_values, attention_mask)  # None: every example is real
+        shape = input_values.shape[:2]
         taps = set(range(NUM_LAYERS + 1)) if output_hidden_states else set()
         if self.config.embedding_type == "fusion":
             taps.update(self.config.fusion_layers)
         if plain:
             taps.add(PLAIN_LAYER)
-        frames = self._example_frames(input_values[mask], taps)  # {n: [N, 6, D_n]}, N real examples
-        frame_mask = None if bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
-        layer_frames = {n: self._to_clips(frames[n], mask) for n in taps}  # {n: [B, 6 E, D_n]}
-        plain = self._plain_outputs(frames[PLAIN_LAYER][:, 0], mask) if plain else None  # FC frames are copies
+        examples = input_values.flatten(0, 1) if mask is None else input_values[mask]  # [N, 96, 64] real examples
+        frames = self._example_frames(examples, taps)  # {n: [N, 6, D_n]}
+        frame_mask = None if mask is None or bool(mask.all()) else mask.repeat_interleave(FRAMES_PER_EXAMPLE, dim=1)
+        layer_frames = {n: self._to_clips(frames[n], mask, shape) for n in taps}  # {n: [B, 6 E, D_n]}
+        plain = self._plain_outputs(frames[PLAIN_LAYER][:, 0], mask, shape) if plain else None  # FC frames: copies
         out = fusion_outputs(self.config, layer_frames, output_hidden_states, plain, frame_mask)
         per_example = self.config.embedding_type == "plain"  # plain frames are one per example
         out["frame_mask"] = mask if per_example and frame_mask is not None else frame_mask
         return out
 
-    def _plain_outputs(self, embedding, mask):
+    def _plain_outputs(self, embedding, mask, shape):
         """[N, 128] fc2 per real example -> ([B, E, 128] per example, [B, 128] pooled over real examples)."""
         if self.config.postprocess:
             embedding = self.postprocessor(embedding)
-        per_example = self._to_clips(embedding[:, None], mask)
+        per_example = self._to_clips(embedding[:, None], mask, shape)
         return per_example, pool_frames(per_example, self.config.pooling, mask)
 
     def _example_mask(self, input_values, attention_mask):
-        """-> [B, E] bool mask of real examples; raises ValueError when a clip has none."""
+        """-> [B, E] bool mask of real examples, None without attention_mask (all real: no boolean indexing, which
+        torch.export cannot trace); raises ValueError when a clip has no real example."""
         if attention_mask is None:
-            return torch.ones(input_values.shape[:2], dtype=torch.bool, device=input_values.device)
+            return None
         mask = attention_mask.to(device=input_values.device).bool()
         if not bool(mask.any(dim=1).all()):
             raise ValueError("attention_mask has a clip with no real example; every clip needs at least one.")
@@ -152,8 +155,8 @@ class VGGishFusionModel(FusionModelMixin, VGGishPreTrainedModel):
         """
         step = EXAMPLES_PER_CHUNK if examples.device.type == "cpu" else EXAMPLES_PER_CHUNK_ACCELERATOR
         chunks = []
-        for start in range(0, len(examples), step):
-            outputs = self._run_layers(examples[start : start + step], taps)
+        for chunk in [examples] if torch.compiler.is_exporting() else examples.split(step):  # a graph has no loop
+            outputs = self._run_layers(chunk, taps)
             chunks.append({n: self._frames(n, output) for n, output in outputs.items()})
         return {n: torch.cat([chunk[n] for chunk in chunks]) for n in taps}
 
@@ -179,9 +182,12 @@ class VGGishFusionModel(FusionModelMixin, VGGishPreTrainedModel):
         return frame_features(output, EXAMPLE_FRAMES // FRAMES_PER_EXAMPLE // stride)
 
     @staticmethod
-    def _to_clips(frames, mask):
-        """[N, k, D] per real example -> [B, E * k, D], examples in time order, zeros for padded ones."""
-        batch, num_examples = mask.shape
+    def _to_clips(frames, mask, shape):
+        """[N, k, D] per real example -> [B, E * k, D] (shape = (B, E)), examples in time order, zeros for padded
+        ones (mask [B, E], None: all real)."""
+        batch, num_examples = shape
+        if mask is None:
+            return frames.reshape(batch, num_examples * frames.shape[1], frames.shape[2])
         clips = frames.new_zeros(batch, num_examples, *frames.shape[1:])
         clips[mask] = frames
         return clips.reshape(batch, num_examples * frames.shape[1], frames.shape[2])
