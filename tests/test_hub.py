@@ -174,9 +174,17 @@ def test_harness_default_is_the_variants_hub_repository(monkeypatch):
 
     assert hear.DEFAULT_MODEL == hub.hub_id("efficientat-mn04-as-fusion-12-14") == xares.DEFAULT_MODEL
     loaded = []
+
+    class Loaded(Exception):
+        pass
+
+    def load_model(model):
+        loaded.append(model)
+        raise Loaded
+
     monkeypatch.delenv("FUSION_XARES_MODEL", raising=False)
-    monkeypatch.setattr(xares, "load_model", lambda model: loaded.append(model) or (_ for _ in ()).throw(StopIteration))
-    with pytest.raises(StopIteration):
+    monkeypatch.setattr(xares, "load_model", load_model)
+    with pytest.raises(Loaded):
         xares.FusionEncoder()
     assert loaded == ["modeling-fusion/efficientat-mn04-as-fusion-12-14"]
 
