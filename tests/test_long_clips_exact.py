@@ -14,7 +14,7 @@ from conftest import REPO, shared_path
 from yamnet_testing import convert_real
 
 from modeling_fusion import chunking
-from modeling_fusion.chunking import chunk_length, chunk_plan, chunk_spec, embed_long_clip
+from modeling_fusion.chunking import chunk_length, chunk_plan, embed_long_clip
 from modeling_fusion.cli.embed import main as embed_main
 from modeling_fusion.cli.model_source import load_pretrained
 from modeling_fusion.clip_gates import gate_modules
@@ -45,7 +45,7 @@ def test_tiny_efficientat_chunks_equal_the_whole_clip_in_every_layer_and_gates_a
     rounding (measured 7.6e-8 / 1.5e-7); each chunk's own gates (the old scheme) differ by 1.7e-5."""
     model, extractor = tiny_model("efficientat")
     audio = noise(12.3, extractor.sampling_rate, seed=2)
-    assert len(chunk_plan(len(audio), chunk_spec(model.config, extractor), 2.0, extractor.sampling_rate)) >= 5
+    assert len(chunk_plan(len(audio), model.config.chunk_spec(extractor), 2.0, extractor.sampling_rate)) >= 5
     whole = embed_long_clip(model, extractor, audio, memory_budget_gib=None, output_hidden_states=True)
     out = embed_long_clip(model, extractor, audio, 2.0, output_hidden_states=True, memory_budget_gib=FORCE)
     assert out.last_hidden_state.shape == whole.last_hidden_state.shape
