@@ -34,6 +34,7 @@ Remote code: imports only numpy, torch and sibling files.
 """
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import Callable, Optional
 
@@ -202,10 +203,17 @@ def chunk_length(model, feature_extractor, num_samples, chunk_length_s=None,
                    - 2 * spec.context_units * unit_s)
     chunk_s = chunk_length_s or DEFAULT_CHUNK_LENGTH_S
     if hasattr(config, "encoder_config"):
+        chunk_s = min(chunk_s, _window_samples(config, feature_extractor) / rate)
+    return chunk_s if num_samples > chunk_s * rate else None  # a config that cannot chunk says so in embed_long_clip
+
+
+def _window_samples(config, feature_extractor):
+    """Samples an encoder's own extractor keeps of a clip (transformers' AST: 1024 frames), or infinity."""
+    try:
         spec = config.chunk_spec(feature_extractor)
-        if spec.window_units:
-            chunk_s = min(chunk_s, spec.window_units * spec.unit_samples / rate)
-    return chunk_s if num_samples > chunk_s * rate else None
+    except ValueError:  # CLAP: its extractor fits every clip into 10 s itself
+        return math.inf
+    return spec.window_units * spec.unit_samples if spec.window_units else math.inf
 
 
 def embed_long_clip(model, feature_extractor, audio, chunk_length_s=None, output_hidden_states=False,

@@ -45,8 +45,12 @@ def saved(request, tmp_path_factory):
     """(name, folder of a saved config with its remote code, as a Hub folder has it)."""
     folder = tmp_path_factory.mktemp(request.param)
     config = CONFIGS[request.param][0]()
-    config.register_for_auto_class()
-    config.save_pretrained(folder)
+    previous = type(config).__dict__.get("_auto_class")
+    config.register_for_auto_class()  # a class attribute: undone below, so later tests' saves write no auto_map
+    try:
+        config.save_pretrained(folder)
+    finally:
+        type(config)._auto_class = previous
     return request.param, folder
 
 

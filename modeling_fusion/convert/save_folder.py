@@ -36,11 +36,25 @@ def save_model_folder(model, feature_extractor, output_dir):
     """
     output_dir = Path(output_dir)
     base_class, head_class = _model_classes(model)
-    type(model.config).register_for_auto_class("AutoConfig")
-    base_class.register_for_auto_class("AutoModel")
-    head_class.register_for_auto_class("AutoModelForAudioClassification")
+    registered = [(type(model.config), "AutoConfig"), (base_class, "AutoModel"),
+                  (head_class, "AutoModelForAudioClassification")]
     if not type(feature_extractor).__module__.startswith("transformers."):  # a library extractor loads by its type
-        type(feature_extractor).register_for_auto_class("AutoFeatureExtractor")
+        registered.append((type(feature_extractor), "AutoFeatureExtractor"))
+    # register_for_auto_class sets a class attribute: undone after saving, so that a later plain save_pretrained
+    # of the same class (e.g. a config alone) writes no auto_map it did not ask for
+    before = [(cls, cls.__dict__.get("_auto_class")) for cls, _ in registered]
+    try:
+        for cls, auto_class in registered:
+            cls.register_for_auto_class(auto_class)
+        _save(model, feature_extractor, output_dir, base_class, head_class)
+    finally:
+        for cls, previous in before:
+            cls._auto_class = previous
+    follow_umask(output_dir)
+    return output_dir
+
+
+def _save(model, feature_extractor, output_dir, base_class, head_class):
     model.config.auto_map = {
         "AutoConfig": _class_path(type(model.config)),
         "AutoModel": _class_path(base_class),
@@ -53,8 +67,6 @@ def save_model_folder(model, feature_extractor, output_dir):
     model.save_pretrained(output_dir)
     feature_extractor.save_pretrained(output_dir)
     custom_object_save(AudioEmbeddingPipeline, output_dir)
-    follow_umask(output_dir)
-    return output_dir
 
 
 def follow_umask(folder):
