@@ -127,11 +127,10 @@ def run(args, tasks):
     from modeling_fusion.audio_input import resampler_tag
     from modeling_fusion.cli.quiet import quiet_transformers
 
-    from .probe import load_accuracy_metric
+    from .probes.linear import load_accuracy_metric
     from .report import write_report
-    from .representations import Embedder
+    from .representations import Embedder, probed_representations
     from .runner import RunSettings, plan_task, prepare_task, probe_task, select_fusion
-    from .representations import probed_representations
 
     quiet_transformers()
     started = time.perf_counter()

@@ -19,8 +19,11 @@ from pathlib import Path
 
 import numpy as np
 from transformers import pipeline
+from transformers.utils import logging
 
 from modeling_fusion.audio_input import load_audio
+
+logging.disable_progress_bar()  # no weight-loading bars in the log
 
 tagger = pipeline("audio-classification", model="models/efficientat-mn04", trust_remote_code=True)
 shared = Path(sys.argv[1])
