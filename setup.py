@@ -15,7 +15,6 @@ setup(
         "torch>=2.9,<2.15",
         "transformers>=5.23,<6",
         "huggingface_hub>=2.4,<3",
-        "pyyaml>=6",  # hub build --results reads fusion-eval's model_index.yaml
         "safetensors>=0.8",
         "numpy>=2.0",
         "scipy>=1.14",
