@@ -32,7 +32,12 @@ def main(argv=None):
                            "overflow report in manifest.json")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    for noisy in ("onnxscript", "onnx_ir", "torch.onnx", "torch.export"):  # their INFO lines (dozens per graph:
+        logging.getLogger(noisy).setLevel(logging.WARNING)                # initializer merges) say nothing to a user
+    from ..cli.quiet import quiet_transformers
     from .onnx import export_onnx
+
+    quiet_transformers()
 
     try:
         manifest = export_onnx(args.model_dir, args.output_dir, opset=args.opset, dynamic_length=args.dynamic_length,
