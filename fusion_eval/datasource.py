@@ -132,12 +132,7 @@ def _streamed_frame(task):
             raise ValueError(f"{path} ({split_name}) has no 'audio' column; columns are {part.column_names}")
         present = [c for c in wanted if c in part.column_names]
         frame = pd.DataFrame(list(_stream(task, present, split_name)), columns=present)
-        for column in frame.columns:
-            feature = part.features[column]
-            if isinstance(feature, ClassLabel):
-                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
-        frame["split"] = frame[task.split_column] if task.split_column in frame else split_name
-        frames.append(frame)
+        frames.append(_named_labels(task, frame, part.features, split_name))
         splits.append((split_name, len(frame)))
     frame = pd.concat(frames, ignore_index=True)
     join = frame[task.join_column].astype(str) if task.join_column in frame else None
@@ -215,12 +210,7 @@ def _dataset_frame(task):
             raise ValueError(f"{path} ({split_name}) has no 'audio' column; columns are {part.column_names}")
         wanted = (task.label_column, task.fold_column, task.split_column, task.join_column)
         frame = part.select_columns([c for c in dict.fromkeys(wanted) if c and c in part.column_names]).to_pandas()
-        for column in frame.columns:
-            feature = part.features[column]
-            if isinstance(feature, ClassLabel):
-                frame[column] = [feature.int2str(int(v)) for v in frame[column]]
-        frame["split"] = frame[task.split_column] if task.split_column in frame else split_name
-        frames.append(frame)
+        frames.append(_named_labels(task, frame, part.features, split_name))
         parts.append(part.select_columns(["audio"]))
     audio = concatenate_datasets(parts).cast_column("audio", Audio(decode=False))
     frame = pd.concat(frames, ignore_index=True)
@@ -298,3 +288,15 @@ def _table(task, audio, names, frame, source, key, sampling_rate, provenance):
         if not np.issubdtype(fold.dtype, np.integer):
             raise ValueError(f"{source}: fold column {fold_column!r} must hold integers, got {fold.dtype}")
     return TaskTable(audio, names, labels, split, fold, source, key, sampling_rate, provenance)
+
+
+def _named_labels(task, frame, features, split_name):
+    """A split's label/fold/split columns with ClassLabel integers as their names, and its `split` column
+    (the task's split column, else the dataset split's name)."""
+    for column in frame.columns:
+        feature = features[column]
+        if isinstance(feature, ClassLabel):
+            frame[column] = [feature.int2str(int(v)) for v in frame[column]]
+    frame["split"] = frame[task.split_column] if task.split_column in frame else split_name
+    return frame
+

@@ -16,7 +16,7 @@
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 WEIGHTS=${WEIGHTS:-../shared/weights}
-MODELS=${MODELS:-${TMPDIR:-/tmp}/fusion-eval-models}
+MODELS=${MODELS:-models}  # git-ignored, relative: the reports record the model path as given
 CACHE=${CACHE:-${FUSION_EVAL_CACHE:-$HOME/.cache/fusion_eval}}
 TASKS=(fsdd spcv2-test-folds us8k-3folds)
 PROBES=(linear knn)
