@@ -40,12 +40,18 @@ def random_panns_cnn14(sampling_rate, seed=0):
     torch.manual_seed(seed)
     model = models.Cnn14(sample_rate=sampling_rate, mel_bins=64, fmin=50, classes_num=527,
                          **PANNS_ARGS[sampling_rate])
+    return scaled_batch_norms(model, seed)
+
+
+@torch.no_grad()
+def scaled_batch_norms(model, seed):
+    """BatchNorm running statistics and affine parameters drawn away from 0 / 1, as a trained model's."""
     generator = torch.Generator().manual_seed(seed)
     for module in model.modules():
         if isinstance(module, torch.nn.BatchNorm2d):
             n = module.num_features
             module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
             module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.data.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.data.copy_(torch.randn(n, generator=generator) * 0.1)
+            module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
+            module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
     return model.eval()

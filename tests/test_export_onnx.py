@@ -17,6 +17,7 @@ import pytest
 import torch
 from efficientat_testing import random_model as random_efficientat
 from encoder_testing import tiny_encoder
+from panns_reference import scaled_batch_norms
 from yamnet_testing import convert_real as convert_yamnet
 
 from conftest import run_clean_process, shared_path
@@ -44,20 +45,6 @@ TINY_AST = dict(hidden_size=16, num_hidden_layers=3, num_attention_heads=2, inte
 
 def real_clip(name, rate):
     return load_audio(str(shared_path("data", *CLIPS[name])), rate)
-
-
-@torch.no_grad()
-def scaled_batch_norms(model, seed):
-    """BatchNorm running statistics and affine parameters drawn away from 0 / 1, as a trained model's."""
-    generator = torch.Generator().manual_seed(seed)
-    for module in model.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            n = module.num_features
-            module.running_mean.copy_(torch.randn(n, generator=generator) * 0.5)
-            module.running_var.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.weight.copy_(torch.rand(n, generator=generator) + 0.5)
-            module.bias.copy_(torch.randn(n, generator=generator) * 0.1)
-    return model.eval()
 
 
 def build(name, folder):
