@@ -52,8 +52,10 @@ def build_parser():
                              "chosen fusion, the best single layer and the plain embedding on the test clips; writes "
                              "selected_fusion.json and selection.png (one extraction: every layer is cached)")
     parser.add_argument("--max-layers", type=int, choices=(2, 3), default=2, help="largest fusion --select-fusion tries")
-    parser.add_argument("--representation", nargs="+", choices=("all-layers",), default=[],
-                        help="also probe derived representations: all-layers = every layer's clip embedding concatenated")
+    parser.add_argument("--representation", nargs="+", choices=("all-layers", "weighted-sum"), default=[],
+                        help="also probe derived representations: all-layers = every layer's clip embedding "
+                             "concatenated; weighted-sum = a softmax weight per layer learned with the probe "
+                             "(SUPERB's; layers of one width, linear or mlp probe)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding each task's folder ($FUSION_EVAL_DATA_DIR)")
     parser.add_argument("--metadata-dir", help="EVAR layout: metadata CSVs named <task folder>.csv (default: <folder>/metadata.csv)")
     parser.add_argument("--label-column", help="label column (overrides the registry)")
@@ -109,6 +111,9 @@ def main(argv=None):
         args.num_workers = default_num_workers()
     if args.num_workers < 0:
         parser.error("--num-workers must be >= 0")
+    if "weighted-sum" in args.representation and "knn" in args.probe:
+        parser.error("--representation weighted-sum learns its layer weights with the probe and k-NN trains "
+                     "nothing: run it with --probe linear and/or mlp (the cache makes a second run for knn cheap)")
     try:
         tasks = [resolve_task(spec, args.unit_sec, args.label_column, args.split_column, args.fold_column,
                               args.split_file, args.join_column) for spec in args.task]
@@ -140,6 +145,8 @@ def run(args, tasks):
     accelerator = Accelerator(mixed_precision=precision)
     every_layer = args.sweep or args.select_fusion or bool(args.representation)  # derived ones need each layer cached
     embedder = Embedder(args.model, args.layers, every_layer, args.revision, args.trust_remote_code)
+    if "weighted-sum" in args.representation:
+        embedder.check_one_width("--representation weighted-sum")
     embedder.model.to(accelerator.device)
     model_key = embedder.cache_key()
     loaded = time.perf_counter()

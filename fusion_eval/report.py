@@ -25,7 +25,7 @@ def write_report(results, output_dir):
 def render_markdown(results):
     """results.md: the table(s), the selection summary (with `--select-fusion`) and the data sources; a
     function of results.json alone, so a committed report can be checked against its results."""
-    return markdown_table(results) + selection_summary(results) + data_sources(results)
+    return markdown_table(results) + selection_summary(results) + layer_weights_table(results) + data_sources(results)
 
 
 def _probes(results):
@@ -88,6 +88,36 @@ def selection_summary(results):
     return "\n".join(lines) + "\n"
 
 
+def learned_layer_weights(results):
+    """{(task title, probe): (layers, mean softmax weight per layer over seeds and runs)} of the
+    `--representation weighted-sum` probes."""
+    from .probes import TITLES
+
+    found = {}
+    for task in results["tasks"].values():
+        for rep in task["representations"].values():
+            if rep["kind"] != "weighted-sum":
+                continue
+            for probe in _probes(results):
+                runs = [run["layer_weights"] for seed in probe_score(rep, probe)["seeds"].values() for run in seed["runs"]]
+                found[(task["title"], TITLES[probe])] = (rep["layers"], [sum(w) / len(runs) for w in zip(*runs)])
+    return found
+
+
+def layer_weights_table(results):
+    """Markdown table of the weighted-sum probes' learned layer weights: a row per task and probe, a column per layer."""
+    found = learned_layer_weights(results)
+    if not found:
+        return ""
+    layers = next(iter(found.values()))[0]
+    lines = ["", "Learned layer weights of the weighted sum (softmax, mean over seeds and runs; equal weights would be "
+                 f"{1 / len(layers):.3f}):", "", "| Task (probe) | " + " | ".join(f"#{l}" for l in layers) + " |",
+             "|---|" + "---|" * len(layers)]
+    for (task, probe), (_, weights) in found.items():
+        lines.append(f"| {task} ({probe}) | " + " | ".join(f"{w:.3f}" for w in weights) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def data_sources(results):
     """Markdown lines naming where each task's data came from: folder, or Hub id @ the commit loaded
     (config), and the split file with the rows its join dropped."""
@@ -123,16 +153,22 @@ def plot_layers(results, path):
     plt.close(figure)
 
 
+SUMMARY_MARKERS = {"fusion": ("*", 14), "all-layers": ("D", 8), "weighted-sum": ("P", 10), "plain": ("s", 8)}
+
+
 def _summary_columns(tasks):
-    """(key, tick label) of every fusion and plain representation, fusions first, in first-seen order."""
+    """(key, tick label) of every representation that is not a single layer, in SUMMARY_MARKERS' order
+    of kinds (fusions first), then first-seen order."""
     columns = {}
-    for kind in ("fusion", "plain"):
+    for kind in SUMMARY_MARKERS:
         for task in tasks:
             for key, rep in task["representations"].items():
                 if rep["kind"] == kind and key not in columns:
                     layers = "+".join(f"#{layer}" for layer in rep["layers"])
                     remark = rep["title"].partition(" (")[2].rstrip(")")  # e.g. "chosen on validation"
-                    label = f"fusion\n{layers}" if kind == "fusion" else f"plain\n{rep['title'].partition(' (')[0]}"
+                    label = {"fusion": f"fusion\n{layers}", "all-layers": "all layers\nconcatenated",
+                             "weighted-sum": "weighted sum\nof layers",
+                             "plain": f"plain\n{rep['title'].partition(' (')[0]}"}[kind]
                     columns[key] = label + (f"\n({remark})" if remark else "")
     return columns
 
@@ -143,7 +179,6 @@ def _plot_sweep(plt, tasks, results):
     first = min(r["layers"][0] for t in tasks for r in t["representations"].values() if r["kind"] == "layer")
     slots = {key: last + 2 + 2 * i for i, key in enumerate(columns)}  # 2 layer widths per column: room for labels
     figure, axes = plt.subplots(figsize=(max(8.0, 0.42 * (last - first + 2 * len(columns)) + 4), 5))
-    markers = {"fusion": ("*", 14), "plain": ("s", 8)}
     for number, task in enumerate(tasks):
         color = f"C{number % 10}"
         reps = task["representations"]
@@ -154,7 +189,7 @@ def _plot_sweep(plt, tasks, results):
         jitter = (number - (len(tasks) - 1) / 2) * min(0.2, 1.0 / len(tasks))  # tasks side by side in a column
         for key, rep in reps.items():
             if key in slots:
-                marker, size = markers[rep["kind"]]
+                marker, size = SUMMARY_MARKERS[rep["kind"]]
                 axes.errorbar(slots[key] + jitter, rep["mean"] * 100, yerr=rep["std"] * 100, marker=marker, markersize=size,
                               color=color, linestyle="none", capsize=2,
                               label=None if layers else task["title"])
@@ -163,7 +198,8 @@ def _plot_sweep(plt, tasks, results):
     axes.set_xticks(layer_ticks + list(slots.values()),
                     [str(t) for t in layer_ticks] + list(columns.values()), fontsize=8)
     axes.set_xlim(first - 0.7, last + 2 * len(columns) + 0.9)
-    axes.set_xlabel("single layer (hidden_states index)  |  fusion (star) and plain embedding (square)")
+    axes.set_xlabel("single layer (hidden_states index)  |  fusion (star), all layers (diamond), weighted sum "
+                    "(plus) and plain embedding (square)")
     axes.set_ylabel("linear-probe test accuracy (%)")
     axes.set_title(f"Linear probe per layer: {results['model']['name']}")
     axes.grid(alpha=0.3)

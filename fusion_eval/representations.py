@@ -26,7 +26,8 @@ from modeling_fusion.cli.model_source import check_model_source
 
 @dataclass(frozen=True)
 class Representation:
-    """key: file-safe id ("fusion_3_6", "layer_3", "plain"); kind: fusion | layer | plain | all-layers;
+    """key: file-safe id ("fusion_3_6", "layer_3", "plain"); kind: fusion | layer | plain | all-layers |
+    weighted-sum;
     title: table row; parts: cache keys this representation concatenates (derived from cached layers,
     e.g. a fusion chosen by `--select-fusion`), empty when it is cached under its own key."""
 
@@ -63,6 +64,9 @@ class Embedder:
                                                      sampling_rate=self.sampling_rate, return_tensors="pt"),
                               hidden=True, plain=True)
         self.num_layers = len(probe.hidden_states) - 1
+        self.first_layer = 1 if self.is_fusion else 0  # hidden_states[0] of a fusion model is its input
+        self.layer_widths = {l: int(self._layer(probe, l).shape[-1])
+                             for l in range(self.first_layer, self.num_layers + 1)}
         self.has_plain = self.is_fusion and probe.plain_embedding is not None
         self.representations = self._choose(layers, sweep)
         self.needs_hidden = not self.is_fusion or any(r.kind == "layer" for r in self.representations)
@@ -73,10 +77,9 @@ class Embedder:
         if layers and not all(0 <= layer <= count for layer in layers):
             raise ValueError(f"--layers must be in 0-{count} for {self.model_id}, got {list(layers)}")
         fused = list(self.model.config.fusion_layers) if self.is_fusion else sorted(set(layers or ()))
-        first = 1 if self.is_fusion else 0  # hidden_states[0] of a fusion model is its input
         chosen = []
         if sweep:
-            chosen += [Representation(f"layer_{l}", "layer", f"{name} #{l}", (l,)) for l in range(first, count + 1)]
+            chosen += [Representation(f"layer_{l}", "layer", f"{name} #{l}", (l,)) for l in range(self.first_layer, count + 1)]
         elif not self.is_fusion and not layers:
             chosen.append(Representation(f"layer_{count}", "layer", f"{name} #{count}", (count,)))
         if self.is_fusion or layers:
@@ -85,6 +88,14 @@ class Embedder:
         if self.has_plain:
             chosen.append(Representation("plain", "plain", name, ()))
         return chosen
+
+    def check_one_width(self, option):
+        """Raise ValueError naming `option` unless every layer's clip embedding has one width (a weighted sum)."""
+        widths = sorted(set(self.layer_widths.values()))
+        if len(widths) > 1:
+            raise ValueError(f"{option} needs layers of one width, and {self.model_id}'s layers are {widths[0]}-"
+                             f"{widths[-1]} wide; use --representation all-layers, or a "
+                             "transformer encoder (AST, wav2vec2, HuBERT, WavLM, Whisper, CLAP)")
 
     def _forward(self, features, hidden, plain):
         if self.is_fusion:
@@ -133,10 +144,14 @@ class Embedder:
 
 def derived(name, kind, layers, remark=""):
     """A representation built from cached single layers: their clip embeddings concatenated (a fusion of
-    `layers`, exact where the recipe pools each layer to the final frame rate, or every layer at once)."""
+    `layers`, exact where the recipe pools each layer to the final frame rate, or every layer at once:
+    "all-layers"), or side by side for a probe that learns their weighted sum ("weighted-sum")."""
     layers = tuple(sorted(layers))
+    parts = tuple(f"layer_{l}" for l in layers)
     if kind == "all-layers":
-        return Representation("all_layers", kind, f"{name} all layers", layers, tuple(f"layer_{l}" for l in layers))
+        return Representation("all_layers", kind, f"{name} all layers", layers, parts)
+    if kind == "weighted-sum":  # the parts side by side; the probe learns their softmax weights
+        return Representation("weighted_sum", kind, f"{name} weighted sum of layers", layers, parts)
     tag = "#".join(str(l) for l in layers)
     title = f"{name}-Fusion#{tag}" + (f" ({remark})" if remark else "")
     return Representation("layers_" + tag.replace("#", "_"), kind, title, layers, tuple(f"layer_{l}" for l in layers))
@@ -147,7 +162,7 @@ def probed_representations(embedder, sweep, extra=(), selection=None):
     layer), less the single layers `--representation` alone made it cache. With a selection
     (`runner.select_fusion`'s dict): the chosen fusion, the best single layer, the configured fusion
     when it differs, the plain embedding (with `--sweep` every other layer too). Then each `extra`
-    kind ("all-layers"), built from the cached layers."""
+    kind ("all-layers", "weighted-sum"), built from the cached layers."""
     chosen = []
     if selection:
         chosen.append(derived(embedder.name, "fusion", selection["chosen"], "chosen on validation"))

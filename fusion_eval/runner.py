@@ -117,7 +117,8 @@ def probe_task(prepared, embedder, settings, metric, device="cpu", representatio
                 randomness = ProbeRandomness(seed)
                 folds = [_probe(PROBES[probe], run, embeddings, table.labels, randomness, lr, metric, device,
                                 f"task {task.name!r}, representation {rep.key!r}, {probe} probe, {run.name} "
-                                f"(cache {prepared.start.directory.parent})") for run in runs]
+                                f"(cache {prepared.start.directory.parent})",
+                                len(rep.layers) if rep.kind == "weighted-sum" else 1) for run in runs]
                 fitted = [fold.pop("probe") for fold in folds]
                 if settings.export_classifier and probe == "linear" and rep.kind == "fusion" and "export" not in result:
                     result["export"] = _export(rep, seed, runs[0], fitted[0], table)
@@ -216,7 +217,8 @@ def _classes(labels):
     return sorted(unique, key=int if numeric else str)
 
 
-def _probe(probe, run, embeddings, labels, randomness, lr, metric, device, name):
+def _probe(probe, run, embeddings, labels, randomness, lr, metric, device, name, layers):
+    """One probe on one run; `layers` > 1: a weighted sum of that many layers (`--representation weighted-sum`)."""
     classes = _classes(labels[run.train])
     index = {label: i for i, label in enumerate(classes)}
     for role, rows in (("valid", run.valid), ("test", run.test)):
@@ -224,12 +226,15 @@ def _probe(probe, run, embeddings, labels, randomness, lr, metric, device, name)
         if unknown:
             raise ValueError(f"{run.name}: {role} labels {unknown[:5]} never occur in training; fix the split")
     encode = lambda rows: np.array([index[label] for label in labels[rows]])  # noqa: E731
-    valid = {} if run.valid is None else {"x_valid": embeddings.get(run.valid, "train"), "y_valid": encode(run.valid)}
+    options = {} if run.valid is None else {"x_valid": embeddings.get(run.valid, "train"), "y_valid": encode(run.valid)}
+    if layers > 1:
+        options["layers"] = layers
     result = probe(embeddings.get(run.train, "train"), encode(run.train), embeddings.get(run.test, "test"),
-                   encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, name=name, **valid)
+                   encode(run.test), len(classes), randomness, lr=lr, metric=metric, device=device, name=name, **options)
     return {"run": run.name, "accuracy": result.accuracy, "best_epoch": result.best_epoch, "epochs": result.epochs,
             "valid_accuracy": result.valid_accuracy, "train": len(run.train), "test": len(run.test),
-            **({"chosen": result.chosen} if result.chosen else {}), "probe": (classes, result)}
+            **({"chosen": result.chosen} if result.chosen else {}),
+            **({"layer_weights": result.layer_weights} if result.layer_weights else {}), "probe": (classes, result)}
 
 
 def _export(rep, seed, run, probe, table):

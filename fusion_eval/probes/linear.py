@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from ..splits import class_complete_split
+from .layer_weights import learned_weights, weighted
 
 WEIGHT_DECAY = 1e-8
 MAX_EPOCHS = 200
@@ -60,7 +61,8 @@ class ProbeRandomness:
 class ProbeResult:
     """`weight` [C, D] and `bias` [C] are the best classifier with the StandardScaler folded in, so
     logits = x @ weight.T + bias on *unscaled* embeddings (what `--export-classifier` ships).
-    `chosen`: the hyperparameters a probe picked on validation (MLP: its grid point, k-NN: k)."""
+    `chosen`: the hyperparameters a probe picked on validation (MLP: its grid point, k-NN: k).
+    `layer_weights`: the learned softmax weight of each layer (`--representation weighted-sum`), else None."""
 
     accuracy: float
     predictions: np.ndarray
@@ -70,6 +72,7 @@ class ProbeResult:
     weight: np.ndarray = None
     bias: np.ndarray = None
     chosen: dict = None
+    layer_weights: list = None
 
 
 def load_accuracy_metric():
@@ -80,13 +83,16 @@ def load_accuracy_metric():
 
 
 def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid=None, y_valid=None,
-                 lr=3e-4, max_epochs=MAX_EPOCHS, patience=PATIENCE, metric=None, device="cpu", name="embeddings"):
+                 lr=3e-4, max_epochs=MAX_EPOCHS, patience=PATIENCE, metric=None, device="cpu", name="embeddings",
+                 layers=1):
     """Train a linear classifier on embeddings and return its test accuracy.
 
     x_*: [n, D] float32 embeddings, either arrays (np.memmap too) or lazy row views such as
     `cache.CachedEmbeddings` / `cache.RowSelection`: anything with `len()`, `.shape` and `x[positions]`
     -> array [len(positions), D]. y_*: [n] int class indices in [0, num_classes). Without x_valid, a
-    class-complete 10% of the (scaled) training clips is held out for early stopping.
+    class-complete 10% of the (scaled) training clips is held out for early stopping. `layers` > 1: x is
+    that many equal-width layers side by side, and the classifier reads their learned softmax-weighted
+    sum (SUPERB's, `layer_weights.LayerWeights`, trained with it); the folded `weight` is still linear.
 
     Memory does not grow with n beyond O(n) integers: the StandardScaler is fitted in blocks of about
     `STATISTICS_BLOCK_BYTES` of embeddings; embeddings of up to `RESIDENT_BYTES` are read and scaled
@@ -97,7 +103,7 @@ def linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_va
     """
     with one_thread(device):
         return _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                             lr, max_epochs, patience, metric, device, name)
+                             lr, max_epochs, patience, metric, device, name, layers)
 
 
 @contextmanager
@@ -139,7 +145,7 @@ def _finite(block, first, name):
 
 
 def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid, y_valid,
-                  lr, max_epochs, patience, metric, device, name):
+                  lr, max_epochs, patience, metric, device, name, layers):
     data = standardised_splits(x_train, y_train, x_test, y_test, randomness, x_valid, y_valid, device, name)
     scaler, train_pos, valid_pos = data.scaler, data.train_pos, data.valid_pos
     x_train, x_valid, x_test, y_train, y_valid, y_test = (data.x_train, data.x_valid, data.x_test, data.y_train,
@@ -147,7 +153,7 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
     batch = min(MAX_BATCH, data.n_train)
     targets = F.one_hot(torch.as_tensor(y_train), num_classes).float().to(device)
 
-    model = _linear(len(data.scaler.mean_), num_classes, randomness.torch).to(device)
+    model = weighted(_linear(len(data.scaler.mean_) // layers, num_classes, randomness.torch), layers).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=WEIGHT_DECAY)
     best_acc, best_epoch, best_state, wait = 0.0, 0, None, 0
     for epoch in range(max_epochs):
@@ -170,13 +176,25 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
                 break
             wait += 1
     model.load_state_dict(best_state)
-    weight = best_state["weight"].double().cpu().numpy() / scaler.scale_  # fold (x - mean) / scale into the layer
-    bias = best_state["bias"].double().cpu().numpy() - weight @ scaler.mean_
+    weight, bias = _folded(model, scaler)
     randomness.loader_seed()  # the test DataLoader's iterator
     predictions = _predict(model, x_test, np.arange(len(y_test)), TEST_BATCH)
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
-    return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias)
+    return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias,
+                       layer_weights=learned_weights(model))
+
+
+def _folded(model, scaler):
+    """(weight [C, D], bias [C]) float64 of the trained model on unscaled x: (x - mean) / scale folded in,
+    and a weighted sum of layers folded into one linear map (layer l's block of columns = w_l * weight)."""
+    head = model[-1] if isinstance(model, nn.Sequential) else model
+    weight = head.weight.detach().double().cpu()
+    layer_weights = learned_weights(model)
+    if layer_weights is not None:
+        weight = torch.cat([w * weight for w in torch.tensor(layer_weights, dtype=torch.float64)], dim=1)
+    weight = weight.numpy() / scaler.scale_
+    return weight, head.bias.detach().double().cpu().numpy() - weight @ scaler.mean_
 
 
 @dataclass

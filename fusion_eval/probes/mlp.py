@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layer_weights import learned_weights, weighted
 from .linear import ProbeResult, load_accuracy_metric, one_thread, standardised_splits
 
 GRID = [{"hidden_layers": layers, "lr": lr, "initialization": init}
@@ -35,9 +36,9 @@ PATIENCE = 20  # validation checks without a strictly better accuracy
 
 
 def mlp_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid=None, y_valid=None,
-              lr=None, metric=None, device="cpu", name="embeddings", grid_points=GRID_POINTS):
-    """Test accuracy of HEAR's MLP; x_*/y_* as `linear.linear_probe` takes them (`lr` is unused: the
-    grid has its own). Returns ProbeResult with `chosen` = the grid point (and its best epoch),
+              lr=None, metric=None, device="cpu", name="embeddings", grid_points=GRID_POINTS, layers=1):
+    """Test accuracy of HEAR's MLP; x_*/y_* and `layers` (a learned weighted sum of that many layers in
+    front) as `linear.linear_probe` takes them (`lr` is unused: the grid has its own). Returns ProbeResult with `chosen` = the grid point (and its best epoch),
     `valid_accuracy` its best validation accuracy. Raises ValueError naming `name` when fewer than 2
     training clips remain after the validation hold-out (BatchNorm needs 2)."""
     with one_thread(device):
@@ -49,14 +50,16 @@ def mlp_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_valid
         x_valid = data.x_valid[data.valid_pos]
         y_fit = torch.as_tensor(data.y_train, device=x_fit.device)
         points = torch.randperm(len(GRID), generator=randomness.torch)[:grid_points].tolist()
-        trials = [_train(GRID[p], x_fit, y_fit, x_valid, data.y_valid, num_classes, randomness) for p in points]
+        trials = [_train(GRID[p], x_fit, y_fit, x_valid, data.y_valid, num_classes, randomness, layers)
+                  for p in points]
         best = max(range(len(trials)), key=lambda i: (trials[i][1], -i))  # ties: the first drawn
         model, valid_accuracy, epoch = trials[best]
         predictions = _predict(model, data.x_test[np.arange(len(data.y_test))])
         metric = metric or load_accuracy_metric()
         accuracy = metric.compute(predictions=predictions, references=data.y_test)["accuracy"]
         chosen = {**GRID[points[best]], "hidden_dim": HIDDEN_DIM, "dropout": DROPOUT, "grid_points": points}
-        return ProbeResult(accuracy, predictions, epoch, None, valid_accuracy, chosen=chosen)
+        return ProbeResult(accuracy, predictions, epoch, None, valid_accuracy, chosen=chosen,
+                           layer_weights=learned_weights(model))
 
 
 def build_mlp(in_features, num_classes, hidden_layers, initialization, generator):
@@ -79,9 +82,10 @@ def _layer(fan_in, fan_out, init, gain, generator):
     return layer
 
 
-def _train(point, x, y, x_valid, y_valid, num_classes, randomness):
+def _train(point, x, y, x_valid, y_valid, num_classes, randomness, layers):
     """(model at its best validation check, that accuracy, its epoch) of one grid point."""
-    model = build_mlp(x.shape[1], num_classes, point["hidden_layers"], point["initialization"], randomness.torch)
+    model = weighted(build_mlp(x.shape[1] // layers, num_classes, point["hidden_layers"], point["initialization"],
+                               randomness.torch), layers)
     model.to(x.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=point["lr"])
     dropout_seed = randomness.loader_seed()
