@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .tasks import TASKS, list_tasks, resolve_task  # the registry is plain data: --help and --list-tasks load no model code
 
-DEFAULT_CACHE = Path(os.environ.get("FUSION_EVAL_CACHE", Path.home() / ".cache" / "fusion_eval"))
+DEFAULT_CACHE = os.environ.get("FUSION_EVAL_CACHE", "~/.cache/fusion_eval")  # "~" expanded where used, kept in results.json
 DEFAULT_DATA = os.environ.get("FUSION_EVAL_DATA_DIR", "data")
 PACKAGES = ("torch", "transformers", "datasets", "torchcodec", "soundfile", "soxr", "accelerate", "evaluate",
             "scikit-learn", "numpy", "huggingface_hub", "modeling-fusion")
@@ -71,7 +71,7 @@ def build_parser():
     parser.add_argument("--num-workers", type=int,
                         help="dataloader workers decoding audio, per process (default: min(8, CPU cores per process - 1); 0 with 2 cores or fewer)")
     parser.add_argument("--chunk-size", type=int, default=512, help="clips per cache file (the resume granularity)")
-    parser.add_argument("--cache-dir", default=str(DEFAULT_CACHE), help="embedding cache ($FUSION_EVAL_CACHE)")
+    parser.add_argument("--cache-dir", default=DEFAULT_CACHE, help="embedding cache ($FUSION_EVAL_CACHE)")
     parser.add_argument("--streaming", action="store_true",
                         help="read Hub and parquet-folder tasks with load_dataset(streaming=True): extraction starts "
                              "with the first shard and nothing but the embedding cache is written (no Arrow copy, no "
@@ -151,11 +151,11 @@ def run(args, tasks):
     model_key = embedder.cache_key()
     loaded = time.perf_counter()
     settings = RunSettings(
-        data_dir=args.data_dir, cache_dir=args.cache_dir, metadata_dir=args.metadata_dir,
+        data_dir=args.data_dir, cache_dir=str(Path(args.cache_dir).expanduser()), metadata_dir=args.metadata_dir,
         batch_size=args.batch_size, num_workers=args.num_workers, chunk_size=args.chunk_size,
         skip_bad=args.skip_bad, seeds=tuple(args.seeds), lr=args.lr, export_classifier=bool(args.export_classifier),
         audio_store=None if args.streaming or args.audio_store == "none" else args.audio_store or str(
-            Path(args.cache_dir, "audio")), streaming=args.streaming,
+            Path(args.cache_dir, "audio").expanduser()), streaming=args.streaming,
         cache_tags={"precision": precision, "resampler": list(resampler_tag()), "soundfile": _version("soundfile")},
         probes=tuple(dict.fromkeys(args.probe)),
     )

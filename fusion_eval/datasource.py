@@ -194,7 +194,7 @@ def _local_frame(task, folder, metadata):
         )
     audio = Dataset.from_dict({"audio": paths}).cast_column("audio", Audio(decode=False))
     key = hashlib.sha256(metadata.read_bytes() + str(folder.resolve()).encode()).hexdigest()
-    return audio, frame, str(folder.resolve()), key, {"route": "local folder", "metadata": str(metadata)}
+    return audio, frame, str(folder), key, {"route": "local folder", "metadata": str(metadata)}  # as given
 
 
 def _dataset_frame(task):

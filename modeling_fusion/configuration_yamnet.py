@@ -29,7 +29,8 @@ class YAMNetFusionConfig(FusionConfigMixin, PretrainedConfig):
         patch_hop_frames: frames between patches (48, 0.48 s): the input's patches overlap by half.
         fusion_layers: layers (1-14) fused into `last_hidden_state`, computed fully convolutionally
             over the clip's whole log-mel (see `YAMNetFusionModel`). The default, 6 + 14 (256 x 8 +
-            1024 x 2 = 4096-d), was chosen on validation data only (reports/yamnet.md).
+            1024 x 2 = 4096-d), was chosen on validation data only by an earlier study; today's
+            `fusion-eval --select-fusion` choice and every number are in reports/yamnet/.
         pooling: temporal pooling of clip embeddings, "mean+max" (sum), "mean" or "max".
         embedding_type: "fusion" (the paper's method) or "plain": YAMNet's 1024-d embedding of each
             patch (global average of layer 14), pooled over the clip's patches with `pooling`.

@@ -65,8 +65,8 @@ class YAMNetFusionModel(FusionModelMixin, YAMNetPreTrainedModel):
     and flattened channel-major. This gives one regular frame grid, no frame twice
     (per-patch maps would repeat every 0.48 s of audio twice) and half the work of the per-patch
     pass; it equals YAMNet's per-patch computation exactly for a one-patch clip. Interior frames of
-    longer clips see real audio where a patch sees its zero padding: reports/yamnet.md gives the
-    measured differences.
+    longer clips see real audio where a patch sees its zero padding, so deep layers (receptive field
+    up to 315 frames at layer 14) differ most from the per-patch maps.
 
     The plain embedding is YAMNet's own: each 0.96 s patch through the body on its own, layer 14
     averaged over time and frequency (1024-d per patch), pooled over the clip's patches with

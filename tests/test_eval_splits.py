@@ -1,6 +1,7 @@
 """Tasks, splits and folds: which rows train/validate/test each probe, and the class-complete hold-out."""
 
 import math
+from pathlib import Path
 from dataclasses import replace
 
 import numpy as np
@@ -133,3 +134,11 @@ def test_hub_source_concatenates_splits(folder, tmp_path):
     np.testing.assert_array_equal(np.sort(table.fold), np.repeat([1, 2, 3], 6))
     assert sorted(set(table.labels)) == ["high", "low", "mid"]
     assert table.sampling_rate == 16000 and table.wave(0).dtype == np.float32
+
+
+def test_local_source_is_recorded_as_given(folder, monkeypatch):
+    """A relative --data-dir stays relative in results.json (reports name ../shared/data, not this machine's path)."""
+    monkeypatch.chdir(folder.parent.parent)
+    relative = Path(folder.parent.name, folder.name)
+    table = load_table(resolve_task(str(relative), unit_sec=1.0, fold_column="fold"), ".", 16000)
+    assert table.source == str(relative) and len(table) == 18
