@@ -154,6 +154,8 @@ def plot_layers(results, path):
 
 
 SUMMARY_MARKERS = {"fusion": ("*", 14), "all-layers": ("D", 8), "weighted-sum": ("P", 10), "plain": ("s", 8)}
+SUMMARY_NAMES = {"fusion": "fusion (star)", "all-layers": "all layers (diamond)", "weighted-sum": "weighted sum (plus)",
+                 "plain": "plain embedding (square)"}
 
 
 def _summary_columns(tasks):
@@ -198,8 +200,9 @@ def _plot_sweep(plt, tasks, results):
     axes.set_xticks(layer_ticks + list(slots.values()),
                     [str(t) for t in layer_ticks] + list(columns.values()), fontsize=8)
     axes.set_xlim(first - 0.7, last + 2 * len(columns) + 0.9)
-    axes.set_xlabel("single layer (hidden_states index)  |  fusion (star), all layers (diamond), weighted sum "
-                    "(plus) and plain embedding (square)")
+    kinds = {rep["kind"] for t in tasks for key, rep in t["representations"].items() if key in slots}
+    axes.set_xlabel("single layer (hidden_states index)  |  " + ", ".join(
+        name for kind, name in SUMMARY_NAMES.items() if kind in kinds))
     axes.set_ylabel("linear-probe test accuracy (%)")
     axes.set_title(f"Linear probe per layer: {results['model']['name']}")
     axes.grid(alpha=0.3)

@@ -64,3 +64,20 @@ def test_readme_shows_the_report_table_verbatim(name):
     assert any(lines[i:i + len(table)] == table for i in starts), \
         f"README.md does not show reports/{name}/results.md's table as it is now: copy it from there"
     assert f"reports/{name}/selection.png" in README.read_text(), f"README.md links no heat map of {name}"
+
+
+def test_card_summaries_quote_their_reports():
+    """A model card summary that cites reports/<run>/ quotes accuracies ("81.4%") that are cells of that results.md."""
+    import re
+
+    from modeling_fusion.hub.publish import load_variant, variants
+
+    cited = 0
+    for name in variants():
+        summary = load_variant(name)["variant"]["card"]["summary"]
+        for run in re.findall(r"reports/(\w+)/", summary):
+            table = (REPORTS / run / "results.md").read_text()
+            for value in re.findall(r"(\d+\.\d)%", summary):
+                assert f"| {value}±" in table, f"{name}'s card quotes {value}%, which reports/{run}/results.md does not show"
+                cited += 1
+    assert cited >= 6
