@@ -6,8 +6,8 @@ hearbenchmark/hear-eval-kit @ da4f19f): hidden_layers 1 or 2, hidden_dim 1024, d
 1e-3 / 3.2e-4 / 1e-4, xavier_uniform or xavier_normal weights (gain 1 for the first layer, ReLU's
 after), BatchNorm1d after each hidden Linear then Dropout then ReLU (norm_after_activation False), Adam,
 batch 1024, cross-entropy, validation every 3 epochs, patience 20 checks, at most 500 epochs, best
-checkpoint restored. Like hear-eval-kit's runner, a random subset of the grid is tried (`GRID_POINTS`
-of its 16 points, drawn per seed). Differences: the input is standardised with the training clips'
+checkpoint restored. Like hear-eval-kit's runner, a random subset of the grid is tried: `GRID_POINTS`
+= 8 of its 16 points (the runner's `--grid-points` default, heareval/predictions/runner.py), drawn per seed. Differences: the input is standardised with the training clips'
 StandardScaler and validated on the same clips as the linear probe (EVAR's data preparation, shared by
 every probe here; HEAR's embedding_norm is the identity and it uses the task's own valid split), and
 random draws come from the seed's `ProbeRandomness` torch stream (the numpy stream, which draws the
@@ -26,7 +26,7 @@ from .linear import ProbeResult, load_accuracy_metric, standardised_splits
 
 GRID = [{"hidden_layers": layers, "lr": lr, "initialization": init}
         for layers in (1, 2) for lr in (3.2e-3, 1e-3, 3.2e-4, 1e-4) for init in ("xavier_uniform", "xavier_normal")]
-GRID_POINTS = 4
+GRID_POINTS = 8
 HIDDEN_DIM = 1024
 DROPOUT = 0.1
 BATCH = 1024
