@@ -55,7 +55,7 @@ def build_parser():
     parser.add_argument("--representation", nargs="+", choices=("all-layers", "weighted-sum"), default=[],
                         help="also probe derived representations: all-layers = every layer's clip embedding "
                              "concatenated; weighted-sum = a softmax weight per layer learned with the probe "
-                             "(SUPERB's; layers of one width, linear or mlp probe)")
+                             "(SUPERB's; layers of one width; trained by the linear and mlp probes, not k-NN)")
     parser.add_argument("--data-dir", default=DEFAULT_DATA, help="folder holding each task's folder ($FUSION_EVAL_DATA_DIR)")
     parser.add_argument("--metadata-dir", help="EVAR layout: metadata CSVs named <task folder>.csv (default: <folder>/metadata.csv)")
     parser.add_argument("--label-column", help="label column (overrides the registry)")
@@ -111,9 +111,9 @@ def main(argv=None):
         args.num_workers = default_num_workers()
     if args.num_workers < 0:
         parser.error("--num-workers must be >= 0")
-    if "weighted-sum" in args.representation and "knn" in args.probe:
+    if "weighted-sum" in args.representation and set(args.probe) == {"knn"}:
         parser.error("--representation weighted-sum learns its layer weights with the probe and k-NN trains "
-                     "nothing: run it with --probe linear and/or mlp (the cache makes a second run for knn cheap)")
+                     "nothing: add linear and/or mlp to --probe (k-NN still scores the other representations)")
     try:
         tasks = [resolve_task(spec, args.unit_sec, args.label_column, args.split_column, args.fold_column,
                               args.split_file, args.join_column) for spec in args.task]

@@ -99,7 +99,10 @@ def learned_layer_weights(results):
             if rep["kind"] != "weighted-sum":
                 continue
             for probe in _probes(results):
-                runs = [run["layer_weights"] for seed in probe_score(rep, probe)["seeds"].values() for run in seed["runs"]]
+                score = probe_score(rep, probe)
+                if score is None:  # k-NN trains no weighted sum
+                    continue
+                runs = [run["layer_weights"] for seed in score["seeds"].values() for run in seed["runs"]]
                 found[(task["title"], TITLES[probe])] = (rep["layers"], [sum(w) / len(runs) for w in zip(*runs)])
     return found
 
@@ -110,8 +113,10 @@ def layer_weights_table(results):
     if not found:
         return ""
     layers = next(iter(found.values()))[0]
-    lines = ["", "Learned layer weights of the weighted sum (softmax, mean over seeds and runs; equal weights would be "
-                 f"{1 / len(layers):.3f}):", "", "| Task (probe) | " + " | ".join(f"#{l}" for l in layers) + " |",
+    untrained = "; k-NN trains none, so its columns have no weighted-sum score" if "knn" in _probes(results) else ""
+    lines = ["", "Learned layer weights of the weighted sum (softmax, mean over seeds and runs). They start equal "
+                 f"({1 / len(layers):.3f}, SUPERB's zero logits) and train at the probe's learning rate for as long as "
+                 f"its early stopping lets them (SUPERB trains for far more steps){untrained}:", "", "| Task (probe) | " + " | ".join(f"#{l}" for l in layers) + " |",
              "|---|" + "---|" * len(layers)]
     for (task, probe), (_, weights) in found.items():
         lines.append(f"| {task} ({probe}) | " + " | ".join(f"{w:.3f}" for w in weights) + " |")

@@ -64,7 +64,8 @@ class Embedder:
                                                      sampling_rate=self.sampling_rate, return_tensors="pt"),
                               hidden=True, plain=True)
         self.num_layers = len(probe.hidden_states) - 1
-        self.first_layer = 1 if self.is_fusion else 0  # hidden_states[0] of a fusion model is its input
+        # hidden_states[0] of a CNN fusion model is its log-mel input; an encoder's is the first block's input
+        self.first_layer = 0 if isinstance(self.model, EncoderFusionModel) else 1
         self.layer_widths = {l: int(self._layer(probe, l).shape[-1])
                              for l in range(self.first_layer, self.num_layers + 1)}
         self.has_plain = self.is_fusion and probe.plain_embedding is not None

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 from .cache import RowSelection, ViewCache, digest
 from .datasource import load_table
 from .extract import extract
-from .probes import PROBES
+from .probes import PROBES, WEIGHTED_SUM_PROBES
 from .probes.linear import ProbeRandomness
 from .splits import probe_runs
 
@@ -93,8 +93,9 @@ def prepare_task(accelerator, embedder, model_key, task, table, runs, settings):
 
 def probe_task(prepared, embedder, settings, metric, device="cpu", representations=None):
     """Probe `representations` (default: the embedder's) of a prepared task over the seeds with every probe
-    of `settings.probes` (one process); returns its result dict. Each representation's `mean`/`std`/`seeds`
-    are the first probe's (named in `probe`); the others are under `probes[name]` in the same layout."""
+    of `settings.probes` (one process; a weighted sum of layers only with the probes that train it); returns its
+    result dict. Each representation's `mean`/`std`/`seeds` are its first probe's (named in `probe`); the others
+    are under `probes[name]` in the same layout."""
     started = time.perf_counter()
     task, table = prepared.task, prepared.table
     views = _Views(len(table), prepared.start, prepared.shuffled)
@@ -109,16 +110,17 @@ def probe_task(prepared, embedder, settings, metric, device="cpu", representatio
                     disable=None):
         lr = settings.lr or task.learning_rate(embedder.family, rep.kind)
         embeddings = views.load(rep)
+        layers = len(rep.layers) if rep.kind == "weighted-sum" else 1
+        probes = [p for p in settings.probes if layers == 1 or p in WEIGHTED_SUM_PROBES]
         summaries = {}
-        for probe in settings.probes:
+        for probe in probes:
             probe_started = time.perf_counter()
             per_seed = {}
             for seed in settings.seeds:
                 randomness = ProbeRandomness(seed)
                 folds = [_probe(PROBES[probe], run, embeddings, table.labels, randomness, lr, metric, device,
                                 f"task {task.name!r}, representation {rep.key!r}, {probe} probe, {run.name} "
-                                f"(cache {prepared.start.directory.parent})",
-                                len(rep.layers) if rep.kind == "weighted-sum" else 1) for run in runs]
+                                f"(cache {prepared.start.directory.parent})", layers) for run in runs]
                 fitted = [fold.pop("probe") for fold in folds]
                 if settings.export_classifier and probe == "linear" and rep.kind == "fusion" and "export" not in result:
                     result["export"] = _export(rep, seed, runs[0], fitted[0], table)
@@ -126,10 +128,10 @@ def probe_task(prepared, embedder, settings, metric, device="cpu", representatio
             scores = [s["accuracy"] for s in per_seed.values()]
             summaries[probe] = {"mean": float(np.mean(scores)), "std": float(np.std(scores)), "seeds": per_seed,
                                 "probe_seconds": time.perf_counter() - probe_started}
-        primary = summaries.pop(settings.probes[0])
-        result["representations"][rep.key] = {
-            "title": rep.title, "kind": rep.kind, "layers": list(rep.layers), "dim": int(embeddings.shape[1]),
-            "lr": lr, **primary, "probe": settings.probes[0], **({"probes": summaries} if summaries else {}),
+        primary = summaries.pop(probes[0])
+        result["representations"][rep.key] = {  # dim: the width the probe reads (one layer's, for a weighted sum)
+            "title": rep.title, "kind": rep.kind, "layers": list(rep.layers), "dim": int(embeddings.shape[1]) // layers,
+            "lr": lr, **primary, "probe": probes[0], **({"probes": summaries} if summaries else {}),
         }
     result["timings"] = {"extraction_seconds": prepared.extraction_seconds, "clips_encoded": int(prepared.clips_encoded),
                          "probe_seconds": time.perf_counter() - started}

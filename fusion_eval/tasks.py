@@ -165,11 +165,11 @@ def resolve_task(spec, unit_sec=None, label_column=None, split_column=None, fold
         if (path.is_dir() or HUB_ID.match(spec.split("@")[0])) and unit_sec is None:
             raise ValueError(f"--unit-sec is required for the custom task {spec!r} (clip length in seconds)")
         if path.is_dir():
-            name = path.resolve().name  # "." has a name too; the folder stays as given (results.json records it)
+            path = path.resolve()
             if (path / "metadata.csv").is_file():
-                task = Task(name, name, unit_sec, folder=str(path))
+                task = Task(path.name, path.name, unit_sec, folder=str(path))
             else:
-                task = Task(name, name, unit_sec, dataset_dir=str(path))
+                task = Task(path.name, path.name, unit_sec, dataset_dir=str(path))
         elif HUB_ID.match(spec.split("@")[0]) and spec.count("@") <= 1:
             hub_id, _, revision = spec.partition("@")
             task = Task(spec, hub_id, unit_sec, hub_id=hub_id, hub_revision=revision or None)

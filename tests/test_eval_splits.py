@@ -12,7 +12,7 @@ from sklearn.model_selection import train_test_split
 
 from fusion_eval.datasource import load_table
 from fusion_eval.splits import class_complete_split, probe_runs
-from fusion_eval.tasks import TASKS, resolve_task
+from fusion_eval.tasks import TASKS, Task, resolve_task
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +137,12 @@ def test_hub_source_concatenates_splits(folder, tmp_path):
 
 
 def test_local_source_is_recorded_as_given(folder, monkeypatch):
-    """A relative --data-dir stays relative in results.json (reports name ../shared/data, not this machine's path)."""
+    """A registry task under a relative --data-dir stays relative in results.json (the reports name
+    ../shared/data/fsdd, not this machine's path); a custom folder task (`--task DIR`) works from any cwd."""
     monkeypatch.chdir(folder.parent.parent)
-    relative = Path(folder.parent.name, folder.name)
-    table = load_table(resolve_task(str(relative), unit_sec=1.0, fold_column="fold"), ".", 16000)
-    assert table.source == str(relative) and len(table) == 18
+    registry_like = Task("tones", "tones", 1.0, folder=folder.name, fold_column="fold")
+    table = load_table(registry_like, folder.parent.name, 16000)
+    assert table.source == str(Path(folder.parent.name, folder.name)) and len(table) == 18
+    monkeypatch.chdir(folder)
+    custom = load_table(resolve_task(".", unit_sec=1.0, fold_column="fold"), "data", 16000)
+    assert Path(custom.source) == folder.resolve() and len(custom) == 18

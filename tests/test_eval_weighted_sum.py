@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from transformers import AutoConfig
 from encoder_testing import save_tiny_encoder
 from eval_testing import synthetic_folder, tiny_cnn14_folder
 
@@ -74,13 +75,15 @@ def run(root, model, out, extra):
 
 def test_fusion_eval_weighted_sum_on_an_encoder(tones, tmp_path):
     run(tones, "wav2vec2", tmp_path / "out", ["--representation", "weighted-sum", "all-layers", "--probe", "linear",
-                                               "mlp"])
+                                               "mlp", "knn"])
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     (task,) = results["tasks"].values()
     rep = task["representations"]["weighted_sum"]
     layers = rep["layers"]
     assert layers == task["representations"]["all_layers"]["layers"] and layers[0] == 0, "every hidden state"
-    assert rep["dim"] == task["representations"]["all_layers"]["dim"]
+    assert rep["dim"] * len(layers) == task["representations"]["all_layers"]["dim"], "dim: the width the probe reads"
+    assert set(rep["probes"]) == {"mlp"}, "k-NN trains no weighted sum"
+    assert set(task["representations"]["all_layers"]["probes"]) == {"mlp", "knn"}
     for score in (rep, rep["probes"]["mlp"]):
         for seed in score["seeds"].values():
             (only,) = seed["runs"]
@@ -106,8 +109,21 @@ def test_weighted_sum_refuses_layers_of_several_widths(tones, tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_weighted_sum_refuses_knn(tones, tmp_path, capsys):
+def test_weighted_sum_needs_a_trained_probe(tones, tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
-        run(tones, "wav2vec2", tmp_path / "out", ["--representation", "weighted-sum", "--probe", "linear", "knn"])
+        run(tones, "wav2vec2", tmp_path / "out", ["--representation", "weighted-sum", "--probe", "knn"])
     assert exit_info.value.code == 2
-    assert "k-NN trains nothing" in capsys.readouterr().err
+    assert "k-NN trains nothing: add linear and/or mlp to --probe" in capsys.readouterr().err
+
+
+def test_a_converted_encoder_sums_the_same_layers_as_its_checkpoint(tones, tmp_path):
+    from modeling_fusion.convert import main as convert_main
+
+    convert_main(["encoder", "--checkpoint", str(tones / "wav2vec2"), "--output", str(tmp_path / "fusion"),
+                  "--layers", "1", "2"])
+    main(["--model", str(tmp_path / "fusion"), "--task", str(tones / "tones"), "--unit-sec", "1.0", "--split-column",
+          "split", "--seeds", "42", "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out"),
+          "--batch-size", "8", "--representation", "weighted-sum"])
+    (task,) = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"].values()
+    blocks = AutoConfig.from_pretrained(tones / "wav2vec2").num_hidden_layers
+    assert task["representations"]["weighted_sum"]["layers"] == list(range(blocks + 1)), "hidden_states[0] included"

@@ -16,3 +16,4 @@ from .mlp import mlp_probe
 
 PROBES = {"linear": linear_probe, "mlp": mlp_probe, "knn": knn_probe}
 TITLES = {"linear": "linear", "mlp": "MLP", "knn": "k-NN"}
+WEIGHTED_SUM_PROBES = ("linear", "mlp")  # the probes that learn `--representation weighted-sum`'s layer weights

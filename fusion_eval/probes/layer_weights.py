@@ -1,10 +1,11 @@
 """SUPERB's weighted sum of layers (`--representation weighted-sum`), learned with the probe it feeds.
 
 s3prl's Featurizer (s3prl/nn/upstream.py) keeps one logit per layer, initialised to zero (equal weights),
-and feeds the downstream model sum_l softmax(logits)_l * h_l, trained jointly with it. Here h_l is layer
-l's standardised clip embedding (the cached mean+max pooled vector), not its frames: for the mean half the
-weighted sum commutes with pooling, so it is SUPERB's sum exactly; for the max half it weights each
-layer's own maximum. That keeps it one extraction, like every other representation of fusion-eval.
+and feeds the downstream model sum_l softmax(logits)_l * h_l, trained jointly with it at the downstream
+learning rate. SUPERB's h_l are layer l's frames (raw, or layer-normed); here h_l is layer l's clip
+embedding as fusion-eval caches it (its frames pooled over time, mean + max) after the probe's per-dimension
+standardisation, so every representation still comes from one extraction. The weights therefore rank
+layers by what the probe uses of their standardised clip embeddings, not by SUPERB's frame-level mix.
 """
 
 import torch
