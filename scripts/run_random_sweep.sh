@@ -9,7 +9,7 @@
 set -euo pipefail
 DATA=${DATA:-../shared/data}
 OUT=${OUT:-reports/random_cnn14}
-MODEL=${MODEL:-${TMPDIR:-/tmp}/fusion-eval-random-cnn14}
+MODEL=${MODEL:-models/random-cnn14}  # git-ignored, relative: the report records it as given
 python scripts/make_random_cnn14.py --output "$MODEL" --seed 0
 fusion-eval --model "$MODEL" --task fsdd fsdd-speaker spcv2-test-folds us8k-3folds --sweep \
     --data-dir "$DATA" --output "$OUT" "$@"
