@@ -168,6 +168,9 @@ def run(args, tasks):
     metric = load_accuracy_metric()
     selection = select_fusion(prepared, embedder, settings, args.max_layers, accelerator.device) if args.select_fusion else None
     probed = probed_representations(embedder, args.sweep, args.representation, selection)
+    if args.export_classifier and not ("linear" in settings.probes and any(rep.kind == "fusion" for rep in probed)):
+        raise ValueError("--export-classifier ships the linear probe of a fusion: give --probe linear and a fusion "
+                         "(the model's own, --layers, or --select-fusion)")
     results = {"tasks": {item.task.name: probe_task(item, embedder, settings, metric, accelerator.device, probed)
                          for item in prepared}}
     if selection:
@@ -187,8 +190,6 @@ def run(args, tasks):
         from .export import export_classifier
 
         for name, task in results["tasks"].items():
-            if "export" not in task:
-                raise ValueError(f"--export-classifier needs a fusion representation; {name} has none")
             folder = Path(args.export_classifier) / (name if len(tasks) > 1 else "")
             task["export"] = export_classifier(args.model, task.pop("export"), folder, task["unit_sec"], args.revision,
                                                args.trust_remote_code)

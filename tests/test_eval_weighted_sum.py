@@ -1,5 +1,6 @@
 """`--representation weighted-sum`: SUPERB's softmax weight per layer, learned with the linear or MLP probe
-from the cached layers; the weights reach results.json and results.md; CNN layers and k-NN are refused."""
+from the cached layers; the weights reach results.json and results.md; CNN layers and a k-NN-only run are
+refused, as is `--export-classifier` without a linear-probed fusion (before any probe trains)."""
 
 import json
 
@@ -127,3 +128,12 @@ def test_a_converted_encoder_sums_the_same_layers_as_its_checkpoint(tones, tmp_p
     (task,) = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"].values()
     blocks = AutoConfig.from_pretrained(tones / "wav2vec2").num_hidden_layers
     assert task["representations"]["weighted_sum"]["layers"] == list(range(blocks + 1)), "hidden_states[0] included"
+
+
+@pytest.mark.parametrize("extra", [[], ["--layers", "1", "2", "--probe", "knn"]], ids=["no fusion", "no linear probe"])
+def test_export_classifier_without_a_linear_fusion_probe_fails_before_probing(tones, tmp_path, capsys, extra):
+    with pytest.raises(SystemExit) as exit_info:
+        run(tones, "wav2vec2", tmp_path / "out", ["--export-classifier", str(tmp_path / "clf"), *extra])
+    assert exit_info.value.code == 2
+    assert "--export-classifier ships the linear probe of a fusion" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists() and not (tmp_path / "clf").exists()
