@@ -85,7 +85,7 @@ def build_parser():
     parser.add_argument("--mixed-precision", choices=("auto", "no", "fp16", "bf16"), default="auto",
                         help="extraction precision; auto = bf16 on a GPU that supports it, else fp32 (the paper's)")
     parser.add_argument("--export-classifier", metavar="DIR",
-                        help="save the fusion's linear probe (seed 1, first run) as a ForAudioClassification folder "
+                        help="save the fusion's linear probe (first seed, first run) as a ForAudioClassification folder "
                              "(DIR/<task> with several tasks)")
     parser.add_argument("--revision", help="Hub revision of the model")
     parser.add_argument("--trust-remote-code", action="store_true",

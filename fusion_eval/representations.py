@@ -81,7 +81,7 @@ class Embedder:
         chosen = []
         if sweep:
             chosen += [Representation(f"layer_{l}", "layer", f"{name} #{l}", (l,)) for l in range(self.first_layer, count + 1)]
-        elif not self.is_fusion and not layers:
+        elif not self.is_fusion:  # a plain encoder's baseline: its last layer
             chosen.append(Representation(f"layer_{count}", "layer", f"{name} #{count}", (count,)))
         if self.is_fusion or layers:
             tag = "#".join(str(l) for l in fused)
@@ -160,7 +160,8 @@ def derived(name, kind, layers, remark=""):
 
 def probed_representations(embedder, sweep, extra=(), selection=None):
     """What a run probes. Without `--select-fusion`: the embedder's representations (with `--sweep` every
-    layer), less the single layers `--representation` alone made it cache. With a selection
+    layer), less the single layers `--representation` alone made it cache (a plain transformers encoder keeps
+    its last layer: its baseline, as without `--representation` or `--layers`). With a selection
     (`runner.select_fusion`'s dict): the chosen fusion, the best single layer, the configured fusion
     when it differs, the plain embedding (with `--sweep` every other layer too). Then each `extra`
     kind ("all-layers", "weighted-sum"), built from the cached layers."""
@@ -170,8 +171,9 @@ def probed_representations(embedder, sweep, extra=(), selection=None):
         best = selection["best_layer"]
         chosen.append(Representation(f"layer_{best}", "layer", f"{embedder.name} #{best} (best single layer on "
                                      "validation)", (best,)))
+    baseline = None if embedder.is_fusion else f"layer_{embedder.num_layers}"
     for rep in embedder.representations:
-        if rep.kind == "layer" and not sweep:
+        if rep.kind == "layer" and not sweep and rep.key != baseline:
             continue
         if rep.kind == "fusion" and selection and list(rep.layers) == list(selection["chosen"]):
             continue  # the same layers as the choice (the model's own output of them)

@@ -55,8 +55,11 @@ def test_fusion_eval_on_fsdd(family, converted, fsdd_slice, tmp_path):
             "--metadata-dir", str(meta), "--cache-dir", str(tmp_path / "cache"), "--output", str(tmp_path / "out"),
             "--batch-size", "8"] + ([] if converted else ["--layers", "1", "2"])
     main(args)
-    results = json.loads((tmp_path / "out" / "results.json").read_text())["tasks"]["fsdd-speaker"]
+    run = json.loads((tmp_path / "out" / "results.json").read_text())
+    results = run["tasks"]["fsdd-speaker"]
     assert "fusion_1_2" in results["representations"] and results["timings"]["clips_encoded"] == 40
+    baseline = "plain" if converted else f"layer_{run['model']['num_layers']}"  # a plain encoder: its last layer
+    assert baseline in results["representations"]
     accuracy = results["representations"]["fusion_1_2"]["seeds"]["42"]["accuracy"]
     assert 0.0 <= accuracy <= 1.0
 

@@ -84,6 +84,8 @@ def test_fusion_eval_weighted_sum_on_an_encoder(tones, tmp_path):
     assert layers == task["representations"]["all_layers"]["layers"] and layers[0] == 0, "every hidden state"
     assert rep["dim"] * len(layers) == task["representations"]["all_layers"]["dim"], "dim: the width the probe reads"
     assert set(rep["probes"]) == {"mlp"}, "k-NN trains no weighted sum"
+    blocks = AutoConfig.from_pretrained(tones / "wav2vec2").num_hidden_layers
+    assert f"layer_{blocks}" in task["representations"], "the plain encoder's baseline (its last layer) stays"
     assert set(task["representations"]["all_layers"]["probes"]) == {"mlp", "knn"}
     for score in (rep, rep["probes"]["mlp"]):
         for seed in score["seeds"].values():
