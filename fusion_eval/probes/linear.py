@@ -176,21 +176,21 @@ def _linear_probe(x_train, y_train, x_test, y_test, num_classes, randomness, x_v
                 break
             wait += 1
     model.load_state_dict(best_state)
-    weight, bias = _folded(model, scaler)
+    layer_weights = learned_weights(model)
+    weight, bias = _folded(model, scaler, layer_weights)
     randomness.loader_seed()  # the test DataLoader's iterator
     predictions = _predict(model, x_test, np.arange(len(y_test)), TEST_BATCH)
     metric = metric or load_accuracy_metric()
     accuracy = metric.compute(predictions=predictions, references=y_test)["accuracy"]
     return ProbeResult(accuracy, predictions, best_epoch + 1, epoch + 1, best_acc, weight, bias,
-                       layer_weights=learned_weights(model))
+                       layer_weights=layer_weights)
 
 
-def _folded(model, scaler):
+def _folded(model, scaler, layer_weights):
     """(weight [C, D], bias [C]) float64 of the trained model on unscaled x: (x - mean) / scale folded in,
     and a weighted sum of layers folded into one linear map (layer l's block of columns = w_l * weight)."""
     head = model[-1] if isinstance(model, nn.Sequential) else model
     weight = head.weight.detach().double().cpu()
-    layer_weights = learned_weights(model)
     if layer_weights is not None:
         weight = torch.cat([w * weight for w in torch.tensor(layer_weights, dtype=torch.float64)], dim=1)
     weight = weight.numpy() / scaler.scale_
